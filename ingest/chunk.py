@@ -1,0 +1,281 @@
+"""Stage 2: cleaned pages -> section-aware chunks that fit the embedder's window, tables kept whole.
+
+Written by hand because no library splitter knows pages, section headings and table rows at once:
+llama-index's SentenceSplitter counts GPT tokens (not the embedder's word pieces) and cuts tables
+mid-row; NLTK's punkt splits after 'e.g.' and 'i.e.', which clinical labels use on every page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rag.types import Chunk, Page, sha256_hex
+
+# "2.3 Dosage in renal impairment", "5 WARNINGS AND PRECAUTIONS", "3. Treatment" (not "5 mg daily").
+NUMBERED = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+([A-Z][A-Za-z0-9 ,;:'()/&\-]{2,90})$")
+# Label-style headings: "WARNINGS AND PRECAUTIONS", "CONTRAINDICATIONS".
+UPPER = re.compile(r"^[A-Z][A-Z ,&/()\-]{5,70}$")
+CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d+[A-Za-z]?(?:[.:]|\s)")
+GAP = " | "  # column separator written into table rows (from runs of 2+ spaces in layout text)
+ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|approx|Fig|No|Dr|St|al|ca|cf|max|min|Ref|Sect|incl)\.$", re.I)
+END_PUNCT = (".", "!", "?", ":", ";", ")", "]")
+
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece that is never split: a sentence or a table row (with its table's caption/header)."""
+
+    kind: str  # "text", "table"
+    text: str
+    page: int
+    page_end: int
+    section: str
+    table_head: str = ""  # caption and header rows, repeated on every chunk of the table
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose at sentence ends, not after abbreviations or decimal numbers.
+
+    Example: 'Take 2.5 mg (e.g. at night). Then stop.' -> ['Take 2.5 mg (e.g. at night).', 'Then stop.']
+    """
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])", text.strip())
+    out: list[str] = []
+    for p in parts:
+        if out and ABBREV.search(out[-1]):
+            out[-1] = f"{out[-1]} {p}"
+        elif p:
+            out.append(p)
+    return out
+
+
+def heading_of(line: str, outline_titles: set[str]) -> tuple[int, str] | None:
+    """(level, heading text) when `line` is a section heading, else None.
+
+    Example: '2.3 Dosage in renal impairment' -> (2, '2.3 Dosage in renal impairment')
+    """
+    norm = " ".join(line.split())
+    if norm.lower() in outline_titles:
+        return (1 + _number_depth(norm), norm)
+    m = NUMBERED.match(norm)
+    if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14:
+        return (m.group(1).count(".") + 1, norm)
+    if UPPER.match(norm) and sum(c.isalpha() for c in norm) >= 6 and GAP not in norm:
+        return (1, norm)
+    return None
+
+
+def _number_depth(title: str) -> int:
+    m = re.match(r"^(\d+(?:\.\d+)*)", title)
+    return m.group(1).count(".") if m else 0
+
+
+def page_units(pages: list[Page]) -> list[Unit]:
+    """Walk the pages in order, tracking the section path, and emit sentences and table rows."""
+    units: list[Unit] = []
+    path: list[tuple[int, str]] = []
+    pending = ""  # a sentence cut by a page break, carried onto the next page
+    pending_page = 0
+    for page in pages:
+        outline = {" ".join(t.split()).lower() for _, t in page.outline}
+        para: list[str] = []
+        table: list[str] | None = None
+
+        def section() -> str:
+            return " > ".join(h for _, h in path)
+
+        def flush_para() -> None:
+            nonlocal pending, pending_page
+            text = _join_lines(para)
+            para.clear()
+            if pending:
+                text = f"{pending} {text}".strip()
+            start = pending_page or page.number
+            pending, pending_page = "", 0
+            for i, sent in enumerate(split_sentences(text)):
+                units.append(Unit("text", sent, start if i == 0 else page.number, page.number, section()))
+
+        def flush_table() -> None:
+            nonlocal table
+            if table:
+                units.extend(_table_units(table, page.number, section()))
+            table = None
+
+        for line in page.text.splitlines():
+            line = line.strip()
+            if not line:  # a blank line ends a paragraph, and separates rows inside a table
+                if table is not None:
+                    table.append("")
+                elif para:
+                    flush_para()
+                continue
+            head = heading_of(line, outline)
+            if head:
+                flush_table()
+                flush_para()
+                level, text = head
+                while path and path[-1][0] >= level:
+                    path.pop()
+                path.append((level, text))
+                continue
+            if CAPTION.match(line):
+                flush_table()
+                flush_para()
+                table = [line]
+                continue
+            if table is not None:
+                if GAP in line or len(line) < 60:
+                    table.append(line)
+                    continue
+                flush_table()
+            if GAP in line and line.count(GAP) >= 2:
+                # an uncaptioned grid (layout text): treat consecutive gapped lines as a table
+                flush_para()
+                table = [line]
+                continue
+            para.append(line)
+        flush_table()
+        # carry an unfinished sentence over the page break
+        text = _join_lines(para)
+        para.clear()
+        sents = split_sentences(text) if text else []
+        if sents and not sents[-1].endswith(END_PUNCT) and page is not pages[-1]:
+            tail = sents.pop()
+            para.append(" ".join(sents))
+            flush_para()
+            pending, pending_page = tail, page.number
+        else:
+            para.append(text)
+            flush_para()
+    if pending:
+        units.append(Unit("text", pending, pending_page, pending_page, " > ".join(h for _, h in path)))
+    return [u for u in units if u.text.strip()]
+
+
+def _join_lines(lines: list[str]) -> str:
+    """Join wrapped lines; a line ending in a hyphen joins the next without a space."""
+    out = ""
+    for ln in lines:
+        if not out:
+            out = ln
+        elif out.endswith("-") and ln[:1].islower():
+            out += ln
+        else:
+            out += " " + ln
+    return out.strip()
+
+
+def _table_units(lines: list[str], page: int, section: str) -> list[Unit]:
+    """A table's rows as units; the caption and first row (its header) travel with every part."""
+    caption = lines[0] if CAPTION.match(lines[0]) else ""
+    body = lines[1:] if caption else lines
+    while body and not body[-1]:
+        body.pop()
+    rows: list[str] = []
+    if "" in body:
+        # Layout text separates the rows of a grid with blank lines: each group is one row, its
+        # wrapped cell lines joined, so a row is never cut in half.
+        group: list[str] = []
+        for ln in body + [""]:
+            if ln:
+                group.append(ln)
+            elif group:
+                rows.append(" / ".join(group))
+                group = []
+    else:
+        # One line per row; a line without column gaps continues the row above (a wrapped cell).
+        for ln in body:
+            if rows and GAP not in ln and any(GAP in r for r in rows) and len(ln) < 40:
+                rows[-1] += " " + ln
+            else:
+                rows.append(ln)
+    if not rows:
+        return [Unit("table", caption, page, page, section)]
+    header = rows[0]
+    head = "\n".join(x for x in (caption, header) if x)
+    return [Unit("table", r, page, page, section, table_head=head) for r in rows[1:]] or [
+        Unit("table", header, page, page, section, table_head=caption)
+    ]
+
+
+def chunk_pages(
+    doc_id: str, title: str, pages: list[Page], count_tokens: TokenCounter, max_tokens: int, body_tokens: int,
+    overlap: int = 1,
+) -> list[Chunk]:
+    """Pack units into chunks of at most `body_tokens` word pieces (prefix included: `max_tokens`).
+
+    A chunk never crosses a section or (except for one carried sentence) a page, and a table's rows
+    stay with their caption and header.
+    """
+    units = page_units(pages)
+    if not units:
+        return []
+    texts = [u.text for u in units] + sorted({u.table_head for u in units if u.table_head})
+    sizes = dict(zip(texts, count_tokens(texts), strict=True))
+    labels = {p.number: p.label for p in pages}
+    prefix_cost = {s: n for s, n in zip(*_prefixes(title, units, count_tokens), strict=True)}
+    chunks: list[Chunk] = []
+    group: list[Unit] = []
+
+    def emit() -> None:
+        if not group:
+            return
+        first = group[0]
+        kind = "table" if first.kind == "table" else "text"
+        body = [first.table_head] if first.table_head else []
+        body += [u.text for u in group]
+        text = ("\n" if kind == "table" else " ").join(body)
+        ordinal = len(chunks)
+        cid = sha256_hex(f"{doc_id}|{ordinal}|{first.page}|{first.section}|{text}", 20)
+        chunks.append(Chunk(cid, doc_id, ordinal, first.page, max(u.page_end for u in group),
+                            labels.get(first.page, str(first.page)), first.section, text, kind))
+
+    used = 0
+    for u in units:
+        budget = min(body_tokens, max_tokens - 2 - prefix_cost[u.section])
+        cost = sizes[u.text] + 1
+        head_cost = sizes.get(u.table_head, 0) + 1 if u.table_head else 0
+        same = group and group[-1].section == u.section and group[-1].kind == u.kind and (
+            group[-1].table_head == u.table_head) and group[-1].page_end >= u.page - (u.kind == "table")
+        if same and used + cost <= budget:
+            group.append(u)
+            used += cost
+            continue
+        carry = group[-overlap:] if (same and overlap and u.kind == "text") else []
+        emit()
+        carry = [c for c in carry if sizes[c.text] + 1 + cost <= budget // 3]
+        group = carry + [u]
+        used = head_cost + sum(sizes[c.text] + 1 for c in group)
+        if used > budget:  # one sentence or row longer than the window: cut it at words
+            group = []
+            for piece in _split_words(u.text, budget - head_cost, count_tokens):
+                group = [Unit(u.kind, piece, u.page, u.page_end, u.section, u.table_head)]
+                emit()
+            group, used = [], 0
+    emit()
+    return chunks
+
+
+def _prefixes(title: str, units: list[Unit], count_tokens: TokenCounter) -> tuple[list[str], list[int]]:
+    sections = sorted({u.section for u in units})
+    heads = [f"{title} | {s}" if s else title for s in sections]
+    return sections, [n + 1 for n in count_tokens(heads)]
+
+
+def _split_words(text: str, budget: int, count_tokens: TokenCounter) -> list[str]:
+    """Cut an over-long unit at word boundaries into pieces that fit `budget` word pieces."""
+    words = text.split()
+    pieces: list[str] = []
+    cur: list[str] = []
+    for w in words:
+        cur.append(w)
+        if count_tokens([" ".join(cur)])[0] > budget and len(cur) > 1:
+            cur.pop()
+            pieces.append(" ".join(cur))
+            cur = [w]
+    if cur:
+        pieces.append(" ".join(cur))
+    return pieces

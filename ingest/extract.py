@@ -1,0 +1,200 @@
+"""Stage 1: read a PDF with pypdf into cleaned pages (printed labels, outline, no running headers)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import GQAError
+from rag.types import Page
+
+log = logging.getLogger(__name__)
+
+
+class BadDocument(GQAError):
+    """A file that cannot be ingested; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """The result of extraction: title, metadata year and cleaned pages."""
+
+    title: str
+    pages: list[Page]
+    meta_year: str
+
+
+_DIGITS = re.compile(r"\d+")
+_WS = re.compile(r"[ \t\u00a0]+")
+
+
+def extract_pdf(path: Path) -> Extracted:
+    """Read every page of `path`; raise BadDocument with a one-line reason when it cannot be read."""
+    import pypdf
+    from pypdf.errors import PdfReadError
+
+    name = path.name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadDocument(f"{name}: cannot be read ({exc.strerror})") from None
+    if not data:
+        raise BadDocument(f"{name}: empty file (0 bytes)")
+    if b"%PDF-" not in data[:1024]:
+        raise BadDocument(f"{name}: not a PDF (no %PDF- header); only PDF files can be ingested")
+    try:
+        reader = pypdf.PdfReader(path, strict=False)
+        if reader.is_encrypted:
+            try:
+                ok = reader.decrypt("")
+            except Exception:  # noqa: BLE001 - pypdf raises several types for unsupported crypto
+                ok = 0
+            if not ok:
+                raise BadDocument(f"{name}: encrypted PDF; a password is required (ingest a decrypted copy)")
+        n = len(reader.pages)
+        labels = _labels(reader, n)
+        outline = _outline(reader)
+        raw = [_page_text(p) for p in reader.pages]
+        title = _title(reader, path)
+        meta_year = _meta_year(reader)
+    except BadDocument:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+        raise BadDocument(f"{name}: corrupt or truncated PDF ({type(exc).__name__}: {exc})"[:300]) from None
+    if n == 0:
+        raise BadDocument(f"{name}: the PDF has no pages")
+    if sum(len(t.strip()) for t in raw) < 20 * max(1, n // 10):
+        raise BadDocument(f"{name}: no extractable text; OCR is not supported (is it a scanned PDF?)")
+    cleaned = strip_running_lines(raw)
+    pages = [
+        Page(number=i + 1, label=labels[i], text=cleaned[i], outline=tuple(outline.get(i + 1, ())))
+        for i in range(n)
+    ]
+    return Extracted(title=title, pages=pages, meta_year=meta_year)
+
+
+_CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d+", re.M)
+_COLUMN_GAP = re.compile(r"(?<=\S) {3,}(?=\S)")
+
+
+def _page_text(page) -> str:
+    text = page.extract_text() or ""
+    if _CAPTION.search(text):
+        # pypdf's plain mode emits a table one cell per line, losing its rows; layout mode keeps each
+        # row on one line with its columns spaced apart (about 30% slower, so only on table pages).
+        try:
+            layout = page.extract_text(extraction_mode="layout") or ""
+        except Exception:  # noqa: BLE001 - layout mode fails on some fonts; plain text is still fine
+            layout = ""
+        if layout.strip() and not _two_columns(layout):
+            text = "\n".join(_COLUMN_GAP.sub(" | ", ln.strip()) for ln in layout.splitlines())
+    # Normalise the characters pypdf emits for ligatures and odd spaces; keep the words verbatim.
+    text = text.replace("\u00ad", "").replace("\ufb01", "fi").replace("\ufb02", "fl")
+    lines = [_WS.sub(" ", ln).strip() for ln in text.splitlines()]
+    return "\n".join(lines)
+
+
+def _two_columns(layout: str) -> bool:
+    """True when layout text is two columns of prose side by side (then plain text reads better).
+
+    Example: a line 'of the evidence from trials and          Revisions to these Guidelines will' counts.
+    """
+    lines = [ln.strip() for ln in layout.splitlines() if ln.strip()]
+    halves = 0
+    for ln in lines:
+        parts = _COLUMN_GAP.split(ln)
+        if len(parts) == 2 and min(len(parts[0]), len(parts[1])) > 25:
+            halves += 1
+    return halves > 0.3 * max(1, len(lines))
+
+
+def _labels(reader, n: int) -> list[str]:
+    try:
+        labels = list(reader.page_labels)
+    except Exception:  # noqa: BLE001 - malformed /PageLabels trees are common; fall back to numbers
+        labels = []
+    if len(labels) != n:
+        labels = [str(i + 1) for i in range(n)]
+    return [str(x) for x in labels]
+
+
+def _outline(reader) -> dict[int, list[tuple[int, str]]]:
+    """Outline titles by 1-based page, with their depth."""
+    out: dict[int, list[tuple[int, str]]] = {}
+
+    def walk(items, depth: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, depth + 1)
+                continue
+            try:
+                page = reader.get_destination_page_number(item) + 1
+                title = _WS.sub(" ", str(item.title)).strip()
+            except Exception:  # noqa: BLE001 - dangling destinations: skip that entry only
+                continue
+            if page >= 1 and title:
+                out.setdefault(page, []).append((depth, title))
+
+    try:
+        walk(reader.outline, 0)
+    except Exception:  # noqa: BLE001
+        return {}
+    return out
+
+
+def _title(reader, path: Path) -> str:
+    meta = None
+    try:
+        meta = reader.metadata
+    except Exception:  # noqa: BLE001
+        meta = None
+    title = str(getattr(meta, "title", "") or "").strip() if meta else ""
+    if len(title) < 4 or title.lower().startswith(("microsoft", "untitled")) or title.lower().endswith(".pdf"):
+        title = path.stem.replace("_", " ").replace("-", " ").strip()
+    return title
+
+
+def _meta_year(reader) -> str:
+    try:
+        meta = reader.metadata or {}
+        raw = str(meta.get("/ModDate") or meta.get("/CreationDate") or "")
+    except Exception:  # noqa: BLE001
+        return ""
+    m = re.search(r"(19|20)\d\d", raw)
+    return m.group(0) if m else ""
+
+
+def strip_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5) -> list[str]:
+    """Drop lines that repeat at the top or bottom of many pages (running headers and footers).
+
+    A line is compared with its digits masked, so 'Page 3 of 9' matches 'Page 4 of 9'. Only the first
+    and last `edge` non-empty lines of a page are candidates, and a line must recur on at least half
+    of the pages (and on 2 or more).
+
+    Example: ['Hdr\\nA\\nPage 1', 'Hdr\\nB\\nPage 2'] -> ['A', 'B']
+    """
+    if len(pages) < 2:
+        return pages
+    split = [p.splitlines() for p in pages]
+    counts: Counter[str] = Counter()
+    edges = []
+    for lines in split:
+        filled = [i for i, ln in enumerate(lines) if ln.strip()]
+        cand = filled[:edge] + filled[-edge:]
+        edges.append(cand)
+        counts.update({_key(lines[i]) for i in cand})
+    need = max(2, int(len(pages) * min_share + 0.999))
+    running = {k for k, c in counts.items() if c >= need and k}
+    out = []
+    for lines, cand in zip(split, edges, strict=True):
+        drop = {i for i in cand if _key(lines[i]) in running}
+        kept = [ln for i, ln in enumerate(lines) if i not in drop]
+        out.append(re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n"))  # blank lines mark paragraphs
+    return out
+
+
+def _key(line: str) -> str:
+    return _DIGITS.sub("#", line.strip().lower())

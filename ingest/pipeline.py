@@ -1,0 +1,311 @@
+"""The ingest pipeline: collect -> hash -> extract -> chunk -> embed -> publish, one file's failure never stopping the rest."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ingest.chunk import chunk_pages
+from ingest.extract import BadDocument, Extracted, extract_pdf
+from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version, version_key
+from rag.config import Settings
+from rag.embedder import Embedder
+from rag.errors import GQAError
+from rag.index import collect_garbage, new_index, read_generation, write_generation
+from rag.store import Store, dumps
+from rag.types import Chunk, Document, Page, sha256_hex
+
+log = logging.getLogger(__name__)
+
+# on_progress(stage, done, total): stage is "pages" or "chunks"; the CLI and the app draw bars from it.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did: the `--json` summary plus measurements."""
+
+    added: list[dict] = field(default_factory=list)
+    new_version: list[dict] = field(default_factory=list)
+    unchanged: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    pages: int = 0
+    chunks: int = 0
+    embedded: int = 0  # chunks sent to the embedder (the rest came from the cache)
+    generation: str | None = None  # the published generation, None when nothing changed
+
+    def to_json(self) -> dict:
+        """The `ingest --json` shape."""
+        return {
+            "added": self.added, "new_version": self.new_version, "unchanged": self.unchanged,
+            "failed": self.failed, "generation": self.generation, "pages": self.pages,
+            "chunks": self.chunks, "embedded": self.embedded,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+@dataclass
+class _Prepared:
+    doc: Document
+    pages: list[Page]
+    chunks: list[Chunk]
+    hashes: list[str]
+    source: str
+
+
+def collect_pdfs(paths: list[str | Path]) -> tuple[list[Path], list[dict]]:
+    """Expand files and folders into PDF files; bad paths become failures that name them."""
+    files: list[Path] = []
+    failed: list[dict] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            failed.append({"file": str(raw), "error": "path does not exist"})
+        elif p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() == ".pdf")
+            if not found:
+                failed.append({"file": str(raw), "error": "folder contains no PDF files (*.pdf)"})
+            files += found
+        elif p.suffix.lower() != ".pdf":
+            failed.append({"file": str(raw), "error": f"not a PDF file name ({p.suffix or 'no extension'}); "
+                                                      "only .pdf files are ingested"})
+        else:
+            files.append(p)
+    return files, failed
+
+
+@contextmanager
+def ingest_lock(home: Path) -> Iterator[None]:
+    """One ingest at a time per home (readers never wait)."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "ingest.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GQAError(f"another ingest is running on {home}; wait for it to finish") from None
+        yield
+
+
+def ingest(
+    paths: list[str | Path], settings: Settings, embedder: Embedder, family: str | None = None,
+    version: str | None = None, on_progress: Progress | None = None, extract_workers: int = 1,
+) -> IngestReport:
+    """Ingest PDFs and publish a new index generation atomically (nothing published is ever lost)."""
+    report = IngestReport()
+    tick = on_progress or (lambda stage, done, total: None)
+    started = time.perf_counter()
+    with ingest_lock(settings.home):
+        store = Store(settings.home / "gqa.sqlite")
+        try:
+            files, report.failed = collect_pdfs(paths)
+            todo = _triage(files, store, report)
+            report.seconds["hash"] = time.perf_counter() - started
+            prepared = _prepare_all(todo, settings, embedder, store, family, version, report, tick,
+                                    extract_workers)
+            _publish(prepared, settings, embedder, store, report)
+        finally:
+            store.close()
+    report.seconds["total"] = time.perf_counter() - started
+    return report
+
+
+def _triage(files: list[Path], store: Store, report: IngestReport) -> list[tuple[Path, str]]:
+    """Hash every file; identical bytes are a no-op (same name) or a duplicate (another name)."""
+    todo: list[tuple[Path, str]] = []
+    seen: dict[str, Path] = {}
+    for f in files:
+        try:
+            sha = sha256_hex(f.read_bytes())
+        except OSError as exc:
+            report.failed.append({"file": str(f), "error": f"cannot be read ({exc.strerror})"})
+            continue
+        known = store.document_by_sha(sha)
+        if sha in seen:
+            report.failed.append({"file": str(f), "error": f"duplicate of {seen[sha].name} in this batch "
+                                                           "(identical bytes); skipped"})
+        elif known and known.file_name == f.name:
+            report.unchanged.append({"file": str(f), "family": known.family, "version": known.version})
+        elif known:
+            report.failed.append({"file": str(f), "error": f"duplicate of already ingested {known.file_name} "
+                                                           "(identical bytes); skipped"})
+        else:
+            todo.append((f, sha))
+        seen[sha] = f
+    return todo
+
+
+def _prepare_all(
+    todo: list[tuple[Path, str]], settings: Settings, embedder: Embedder, store: Store, family: str | None,
+    version: str | None, report: IngestReport, tick: Progress, workers: int,
+) -> list[_Prepared]:
+    """Extract in a worker process while the main process chunks and embeds the previous file."""
+    prepared: list[_Prepared] = []
+    if not todo:
+        return prepared
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 0 and len(todo) > 1 else None
+    try:
+        futures: list[Future | None] = [pool.submit(_timed_extract, f) for f, _ in todo] if pool else [None] * len(todo)
+        pages_done = chunks_done = 0
+        for (path, sha), fut in zip(todo, futures, strict=True):
+            try:
+                ext, secs = fut.result() if fut else _timed_extract(path)
+            except BadDocument as exc:
+                report.failed.append({"file": str(path), "error": str(exc)})
+                continue
+            except Exception as exc:  # noqa: BLE001 - a crash in one file must not stop the others
+                log.exception("extracting %s failed", path)
+                report.failed.append({"file": str(path), "error": f"{path.name}: extraction failed ({exc})"})
+                continue
+            report.seconds["extract"] = report.seconds.get("extract", 0.0) + secs
+            pages_done += len(ext.pages)
+            tick("pages", pages_done, 0)
+            item = _prepare_one(path, sha, ext, settings, embedder, store, family, version, report)
+            if item is None:
+                continue
+            prepared.append(item)
+            chunks_done += len(item.chunks)
+            tick("chunks", chunks_done, 0)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    return prepared
+
+
+def _timed_extract(path: Path) -> tuple[Extracted, float]:
+    t = time.perf_counter()
+    ext = extract_pdf(path)
+    return ext, time.perf_counter() - t
+
+
+def _prepare_one(
+    path: Path, sha: str, ext: Extracted, settings: Settings, embedder: Embedder, store: Store,
+    family: str | None, version: str | None, report: IngestReport,
+) -> _Prepared | None:
+    """Chunk one extracted document and make sure every chunk's vector is in the cache."""
+    doc_id = sha[:16]
+    title = clean_title(ext.title)
+    t = time.perf_counter()
+    chunks = chunk_pages(doc_id, title, ext.pages, embedder.count_tokens, settings.max_seq_tokens,
+                         settings.chunk_tokens, settings.overlap_sentences)
+    report.seconds["chunk"] = report.seconds.get("chunk", 0.0) + time.perf_counter() - t
+    if not chunks:
+        report.failed.append({"file": str(path), "error": f"{path.name}: no extractable text; OCR is not supported"})
+        return None
+    texts = [c.embed_text(title) for c in chunks]
+    hashes = [sha256_hex(f"{embedder.id}\n{x}", 32) for x in texts]
+    t = time.perf_counter()
+    cached = store.cached_vectors(sorted(set(hashes)), embedder.id, embedder.dim)
+    missing = {h: x for h, x in zip(hashes, texts, strict=True) if h not in cached}
+    if missing:
+        vecs = embedder.embed(list(missing.values()))
+        store.cache_vectors(dict(zip(missing.keys(), vecs, strict=True)), embedder.id)
+    report.seconds["embed"] = report.seconds.get("embed", 0.0) + time.perf_counter() - t
+    report.embedded += len(missing)
+    report.pages += len(ext.pages)
+    report.chunks += len(chunks)
+    doc = Document(
+        doc_id=doc_id, sha256=sha, file_name=path.name, title=title,
+        family=family or derive_family(path.name), version=version or derive_version(path.name, ext.title, ext.meta_year),
+        doc_type=derive_doc_type(path.name, ext.title), status="current", pages=len(ext.pages),
+        chunks=len(chunks), ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    return _Prepared(doc, ext.pages, chunks, hashes, str(path.resolve()))
+
+
+def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, store: Store,
+             report: IngestReport) -> None:
+    """Decide statuses, write the next index generation, and switch to it in one transaction."""
+    t = time.perf_counter()
+    existing = store.documents()
+    docs, changes = _resolve_versions(existing, prepared, report)
+    if not prepared:
+        report.seconds["publish"] = time.perf_counter() - t
+        return
+    prev_id = store.get_meta("current_generation")
+    prev_ids: list[str] = []
+    index = None
+    if prev_id:
+        try:
+            files, index = read_generation(settings.home, prev_id, embedder.id)
+            prev_ids = files.chunk_ids
+        except GQAError as exc:  # e.g. another embedder: rebuild everything from the cache
+            log.warning("rebuilding the index from the embedding cache: %s", exc)
+            index, prev_ids = None, []
+    if index is None:
+        prev_ids = [k.chunk_id for d in existing for k in store.chunks_of(d.doc_id)]
+        index = new_index(embedder.dim, len(prev_ids) + sum(len(p.chunks) for p in prepared))
+        _add(index, store, store.content_hashes(), prev_ids, embedder)
+    new_ids = [k.chunk_id for p in prepared for k in p.chunks]
+    _add(index, store, {k.chunk_id: h for p in prepared for k, h in zip(p.chunks, p.hashes, strict=True)},
+         new_ids, embedder)
+    chunk_ids = prev_ids + new_ids
+    statuses = {d.doc_id: d.status for d in docs}
+    gen_id = sha256_hex(dumps({"chunks": chunk_ids, "status": statuses, "embedder": embedder.id}), 16)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_generation(settings.home, gen_id, index, chunk_ids,
+                     {"gen_id": gen_id, "embedder_id": embedder.id, "dim": embedder.dim, "created_at": now,
+                      "vectors": len(chunk_ids), "documents": statuses})
+    store.publish([(p.doc, p.pages, p.chunks, p.hashes, p.source) for p in prepared], changes,
+                  {"gen_id": gen_id, "created_at": now, "embedder_id": embedder.id,
+                   "vectors": len(chunk_ids), "documents": len(statuses)})
+    collect_garbage(settings.home, store.generations()[-settings.keep_generations:])
+    report.generation = gen_id
+    report.seconds["publish"] = time.perf_counter() - t
+
+
+def _add(index, store: Store, hash_of: dict[str, str], chunk_ids: list[str], embedder: Embedder) -> None:
+    """Append the cached vectors of `chunk_ids` to `index`, in order."""
+    if not chunk_ids:
+        return
+    hashes = [hash_of[c] for c in chunk_ids]
+    cached = store.cached_vectors(sorted(set(hashes)), embedder.id, embedder.dim)
+    lost = [c for c, h in zip(chunk_ids, hashes, strict=True) if h not in cached]
+    if lost:
+        raise GQAError(f"{len(lost)} chunk vectors are missing from the embedding cache; re-ingest into a new GQA_HOME")
+    index.add(np.stack([cached[h] for h in hashes]).astype(np.float32))
+
+
+def _resolve_versions(existing: list[Document], prepared: list[_Prepared], report: IngestReport
+                      ) -> tuple[list[Document], dict[str, tuple[str, str | None]]]:
+    """Within each family the highest version label is current (ties: the latest ingest); all else is superseded."""
+    from dataclasses import replace
+
+    everyone = list(existing) + [p.doc for p in prepared]
+    order = {d.doc_id: i for i, d in enumerate(everyone)}
+    current: dict[str, Document] = {}
+    for d in everyone:
+        best = current.get(d.family)
+        if best is None or (version_key(d.version), order[d.doc_id]) >= (version_key(best.version), order[best.doc_id]):
+            current[d.family] = d
+    changes: dict[str, tuple[str, str | None]] = {}
+    final: list[Document] = []
+    for d in everyone:
+        win = current[d.family]
+        status, by = ("current", None) if win.doc_id == d.doc_id else ("superseded", win.file_name)
+        if d in existing and (d.status, d.superseded_by) != (status, by):
+            changes[d.doc_id] = (status, by)
+        final.append(replace(d, status=status, superseded_by=by))
+    fresh = {p.doc.doc_id for p in prepared}
+    for i, p in enumerate(prepared):
+        d = final[len(existing) + i]
+        p.doc = d
+        older = [e.file_name for e in existing if e.family == d.family and e.status == "current"
+                 and changes.get(e.doc_id, ("current",))[0] == "superseded"]
+        older += [q.doc.file_name for q in prepared if q.doc.doc_id in fresh and q.doc.family == d.family
+                  and q.doc.doc_id != d.doc_id and d.status == "current"]
+        entry = {"file": p.source, "family": d.family, "version": d.version, "status": d.status}
+        if older and d.status == "current":
+            report.new_version.append({**entry, "supersedes": older})
+        else:
+            report.added.append(entry if d.status == "current" else {**entry, "superseded_by": d.superseded_by})
+    return final, changes

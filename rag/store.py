@@ -1,0 +1,229 @@
+"""The product's SQLite database: documents, pages, chunks, cached embeddings, the published generation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from rag.types import Chunk, Document, Page
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, file_name TEXT NOT NULL, title TEXT NOT NULL,
+    family TEXT NOT NULL, version TEXT NOT NULL, doc_type TEXT NOT NULL, status TEXT NOT NULL,
+    pages INTEGER NOT NULL, chunks INTEGER NOT NULL, ingested_at TEXT NOT NULL, superseded_by TEXT,
+    source_path TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS documents_family ON documents(family);
+CREATE TABLE IF NOT EXISTS pages (
+    doc_id TEXT NOT NULL, number INTEGER NOT NULL, label TEXT NOT NULL, text TEXT NOT NULL,
+    PRIMARY KEY (doc_id, number)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL, page INTEGER NOT NULL,
+    page_end INTEGER NOT NULL, page_label TEXT NOT NULL, section TEXT NOT NULL, kind TEXT NOT NULL,
+    text TEXT NOT NULL, content_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
+CREATE TABLE IF NOT EXISTS embeddings (
+    content_hash TEXT NOT NULL, embedder_id TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (content_hash, embedder_id)
+);
+CREATE TABLE IF NOT EXISTS generations (
+    gen_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, embedder_id TEXT NOT NULL,
+    vectors INTEGER NOT NULL, documents INTEGER NOT NULL
+);
+"""
+
+DOC_COLUMNS = (
+    "doc_id, sha256, file_name, title, family, version, doc_type, status, pages, chunks, ingested_at, "
+    "superseded_by"
+)
+CHUNK_COLUMNS = "chunk_id, doc_id, ordinal, page, page_end, page_label, section, text, kind"
+
+
+class Store:
+    """A connection to `<home>/gqa.sqlite` (WAL: readers never block the publishing writer)."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False: Streamlit reruns a script on worker threads; all writes are short
+        # transactions and SQLite serialises them itself.
+        self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before it returns, so a SIGKILL or power loss never loses a publish.
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        if not readonly:
+            self.conn.executescript(SCHEMA)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A value from the meta table, or None."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    # --- documents --------------------------------------------------------------------------
+    def documents(self, family: str | None = None) -> list[Document]:
+        """All documents (optionally of one family), newest ingest last."""
+        sql = f"SELECT {DOC_COLUMNS} FROM documents"
+        args: tuple = ()
+        if family is not None:
+            sql += " WHERE family = ?"
+            args = (family,)
+        rows = self.conn.execute(sql + " ORDER BY family, ingested_at, file_name", args).fetchall()
+        return [Document(*r) for r in rows]
+
+    def document_by_sha(self, sha256: str) -> Document | None:
+        """The document with these exact bytes, if any was published."""
+        row = self.conn.execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE sha256 = ?", (sha256,)).fetchone()
+        return Document(*row) if row else None
+
+    def pages(self, doc_id: str) -> list[Page]:
+        """The cleaned pages of one document."""
+        rows = self.conn.execute(
+            "SELECT number, label, text FROM pages WHERE doc_id = ? ORDER BY number", (doc_id,)
+        ).fetchall()
+        return [Page(n, lab, t) for n, lab, t in rows]
+
+    def page_text(self, doc_id: str, number: int) -> str | None:
+        """The cleaned text of one page, or None."""
+        row = self.conn.execute(
+            "SELECT text FROM pages WHERE doc_id = ? AND number = ?", (doc_id, number)
+        ).fetchone()
+        return row[0] if row else None
+
+    def chunks(self, chunk_ids: Iterable[str] | None = None) -> dict[str, Chunk]:
+        """Chunks by id (all of them when `chunk_ids` is None)."""
+        if chunk_ids is None:
+            rows = self.conn.execute(f"SELECT {CHUNK_COLUMNS} FROM chunks").fetchall()
+        else:
+            ids = list(chunk_ids)
+            rows = []
+            for i in range(0, len(ids), 900):  # SQLite's default limit on bound parameters is 999
+                part = ids[i : i + 900]
+                marks = ",".join("?" * len(part))
+                rows += self.conn.execute(
+                    f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE chunk_id IN ({marks})", part
+                ).fetchall()
+        return {r[0]: _chunk(r) for r in rows}
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        """The chunks of one document in reading order."""
+        rows = self.conn.execute(
+            f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal", (doc_id,)
+        ).fetchall()
+        return [_chunk(r) for r in rows]
+
+    # --- embedding cache ----------------------------------------------------------------------
+    def cached_vectors(self, hashes: list[str], embedder_id: str, dim: int) -> dict[str, np.ndarray]:
+        """Cached vectors by content hash for this embedder."""
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(hashes), 900):
+            part = hashes[i : i + 900]
+            marks = ",".join("?" * len(part))
+            rows = self.conn.execute(
+                f"SELECT content_hash, vector FROM embeddings WHERE embedder_id = ? AND content_hash IN ({marks})",
+                [embedder_id, *part],
+            ).fetchall()
+            for h, blob in rows:
+                vec = np.frombuffer(blob, dtype=np.float32)
+                if vec.shape[0] == dim:
+                    out[h] = vec
+        return out
+
+    def cache_vectors(self, items: dict[str, np.ndarray], embedder_id: str) -> None:
+        """Store vectors by content hash (a cache: committing it early is always safe)."""
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR IGNORE INTO embeddings(content_hash, embedder_id, vector) VALUES (?, ?, ?)",
+                [(h, embedder_id, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()],
+            )
+
+    # --- publishing -----------------------------------------------------------------------------
+    def publish(
+        self,
+        docs: list[tuple[Document, list[Page], list[Chunk], list[str], str]],
+        status_changes: dict[str, tuple[str, str | None]],
+        gen: dict,
+    ) -> None:
+        """Insert new documents and switch the published generation in ONE transaction.
+
+        `docs` holds (document, pages, chunks, content hashes, source path); `status_changes` maps
+        doc_id -> (status, superseded_by). Readers see everything before or everything after.
+        """
+        with self.transaction() as c:
+            for doc, pages, chunks, hashes, source in docs:
+                c.execute(
+                    f"INSERT INTO documents({DOC_COLUMNS}, source_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (doc.doc_id, doc.sha256, doc.file_name, doc.title, doc.family, doc.version,
+                     doc.doc_type, doc.status, doc.pages, doc.chunks, doc.ingested_at, doc.superseded_by,
+                     source),
+                )
+                c.executemany(
+                    "INSERT INTO pages(doc_id, number, label, text) VALUES (?,?,?,?)",
+                    [(doc.doc_id, p.number, p.label, p.text) for p in pages],
+                )
+                c.executemany(
+                    f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [(k.chunk_id, k.doc_id, k.ordinal, k.page, k.page_end, k.page_label, k.section, k.text,
+                      k.kind, h) for k, h in zip(chunks, hashes, strict=True)],
+                )
+            for doc_id, (status, by) in status_changes.items():
+                c.execute("UPDATE documents SET status = ?, superseded_by = ? WHERE doc_id = ?", (status, by, doc_id))
+            c.execute(
+                "INSERT INTO generations(gen_id, created_at, embedder_id, vectors, documents) VALUES (?,?,?,?,?)",
+                (gen["gen_id"], gen["created_at"], gen["embedder_id"], gen["vectors"], gen["documents"]),
+            )
+            c.execute(
+                "INSERT INTO meta(key, value) VALUES ('current_generation', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (gen["gen_id"],),
+            )
+
+    def generations(self) -> list[str]:
+        """Generation ids, oldest first."""
+        return [r[0] for r in self.conn.execute("SELECT gen_id FROM generations ORDER BY created_at, rowid")]
+
+    def content_hashes(self) -> dict[str, str]:
+        """chunk_id -> content hash, for rebuilding an index from the embedding cache."""
+        return dict(self.conn.execute("SELECT chunk_id, content_hash FROM chunks").fetchall())
+
+
+def _chunk(row: tuple) -> Chunk:
+    return Chunk(*row)
+
+
+def dumps(obj: object) -> str:
+    """Compact, key-sorted JSON (stable bytes for hashing)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,148 @@
+"""Records passed between the stages: small frozen dataclasses, ids are content hashes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def sha256_hex(data: bytes | str, length: int | None = None) -> str:
+    """Hex SHA-256 of bytes or UTF-8 text, optionally truncated.
+
+    Example: sha256_hex("a", 8) -> 'ca978112'
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    digest = hashlib.sha256(data).hexdigest()
+    return digest if length is None else digest[:length]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One extracted PDF page: 1-based PDF page number, printed label, cleaned text."""
+
+    number: int
+    label: str
+    text: str
+    # Outline (bookmark) titles whose destination is this page, in order, with their depth (0 = top).
+    outline: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """A source PDF as published: identity, family, version and status."""
+
+    doc_id: str  # sha256 of the file bytes (first 16 hex digits)
+    sha256: str
+    file_name: str
+    title: str
+    family: str
+    version: str
+    doc_type: str  # "guideline", "formulary", "label" or "guidance"
+    status: str = "current"  # "current" or "superseded"
+    pages: int = 0
+    chunks: int = 0
+    ingested_at: str = ""
+    superseded_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable passage: where it comes from and the text that is shown and embedded."""
+
+    chunk_id: str
+    doc_id: str
+    ordinal: int  # position within its document
+    page: int  # 1-based first PDF page
+    page_end: int  # last PDF page (== page unless the chunk spans a page break)
+    page_label: str
+    section: str  # section path, e.g. "3 Treatment > 3.2 Inpatient"
+    text: str
+    kind: str = "text"  # "text" or "table"
+
+    def embed_text(self, title: str) -> str:
+        """The text given to the embedder: title and section path, then the passage."""
+        head = f"{title} | {self.section}" if self.section else title
+        return f"{head}\n{self.text}"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its document, score and 1-based rank."""
+
+    chunk: Chunk
+    doc: Document
+    score: float
+    rank: int
+
+    def to_json(self) -> dict:
+        """The `retrieve --json` shape of one hit."""
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "doc": self.doc.file_name,
+            "title": self.doc.title,
+            "version": self.doc.version,
+            "status": self.doc.status,
+            "family": self.doc.family,
+            "page": self.chunk.page,
+            "page_end": self.chunk.page_end,
+            "page_label": self.chunk.page_label,
+            "section": self.chunk.section,
+            "text": self.chunk.text,
+            "chunk_id": self.chunk.chunk_id,
+        }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered citation: the quote is verbatim text of the cited chunk's page."""
+
+    n: int
+    hit: Hit
+    quote: str
+
+    def to_json(self) -> dict:
+        """The `ask --json` shape of one citation."""
+        c, d = self.hit.chunk, self.hit.doc
+        return {
+            "n": self.n,
+            "doc": d.file_name,
+            "title": d.title,
+            "version": d.version,
+            "status": d.status,
+            "page": c.page,
+            "page_label": c.page_label,
+            "section": c.section,
+            "quote": self.quote,
+            "chunk_id": c.chunk_id,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the answering chain returns to the CLI, the app and the evaluation."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    hits: tuple[Hit, ...]
+    abstained: bool
+    generator: str
+    timings_ms: dict = field(default_factory=dict)
+    removed: tuple[dict, ...] = ()  # generated sentences dropped by verification, with the reason
+    index_version: str = ""
+
+    def to_json(self) -> dict:
+        """The `ask --json` shape."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations],
+            "hits": [h.to_json() for h in self.hits],
+            "generator": self.generator,
+            "timings_ms": self.timings_ms,
+            "removed_sentences": list(self.removed),
+            "index_version": self.index_version,
+        }
