@@ -2,7 +2,7 @@
 
 Written by hand because no library splitter knows pages, section headings and table rows at once:
 llama-index's SentenceSplitter counts GPT tokens (not the embedder's word pieces) and cuts tables
-mid-row; NLTK's punkt splits after 'e.g.' and 'i.e.', which clinical labels use on every page.
+mid-row.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rag.text import split_sentences
 from rag.types import Chunk, Page, sha256_hex
 
 # "2.3 Dosage in renal impairment", "5 WARNINGS AND PRECAUTIONS", "3. Treatment" (not "5 mg daily").
@@ -19,7 +20,6 @@ NUMBERED = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+([A-Z][A-Za-z0-9 ,;:'(
 UPPER = re.compile(r"^[A-Z][A-Z ,&/()\-]{5,70}$")
 CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d+[A-Za-z]?(?:[.:]|\s)")
 GAP = " | "  # column separator written into table rows (from runs of 2+ spaces in layout text)
-ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|approx|Fig|No|Dr|St|al|ca|cf|max|min|Ref|Sect|incl)\.$", re.I)
 END_PUNCT = (".", "!", "?", ":", ";", ")", "]")
 
 TokenCounter = Callable[[list[str]], list[int]]
@@ -35,21 +35,6 @@ class Unit:
     page_end: int
     section: str
     table_head: str = ""  # caption and header rows, repeated on every chunk of the table
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split prose at sentence ends, not after abbreviations or decimal numbers.
-
-    Example: 'Take 2.5 mg (e.g. at night). Then stop.' -> ['Take 2.5 mg (e.g. at night).', 'Then stop.']
-    """
-    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])", text.strip())
-    out: list[str] = []
-    for p in parts:
-        if out and ABBREV.search(out[-1]):
-            out[-1] = f"{out[-1]} {p}"
-        elif p:
-            out.append(p)
-    return out
 
 
 def heading_of(line: str, outline_titles: set[str]) -> tuple[int, str] | None:
@@ -183,7 +168,7 @@ def _table_units(lines: list[str], page: int, section: str) -> list[Unit]:
             if ln:
                 group.append(ln)
             elif group:
-                rows.append(" / ".join(group))
+                rows.append(" ".join(group))  # a space: the row stays verbatim page text
                 group = []
     else:
         # One line per row; a line without column gaps continues the row above (a wrapped cell).

@@ -7,6 +7,7 @@ import threading
 
 from rag.config import Settings
 from rag.embedder import Embedder, SentenceTransformerEmbedder
+from rag.lexical import Lexical, rrf
 from rag.retrieve import Filters, dense_ranking, to_hits
 from rag.snapshot import Snapshot, load_snapshot, published_generation
 from rag.types import Hit
@@ -23,6 +24,7 @@ class Engine:
             settings.embed_model, settings.device, settings.embed_batch_size
         )
         self._snap: Snapshot | None = None
+        self._lexical: Lexical | None = None
         self._lock = threading.Lock()
 
     def snapshot(self) -> Snapshot:
@@ -30,13 +32,26 @@ class Engine:
         latest = published_generation(self.settings.home)
         with self._lock:
             if self._snap is None or (latest and latest != self._snap.gen_id):
-                self._snap = load_snapshot(self.settings.home, self.embedder.id)
+                snap = load_snapshot(self.settings.home, self.embedder.id)
+                self._lexical = Lexical(snap)
+                self._snap = snap
             return self._snap
 
-    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        """The top-k passages for a question."""
+    def lexical(self) -> Lexical:
+        """The BM25 index of the current snapshot."""
+        self.snapshot()
+        assert self._lexical is not None
+        return self._lexical
+
+    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
+                 query_vec=None) -> list[Hit]:
+        """The top-k passages for a question: dense and BM25 rankings fused by reciprocal rank."""
         snap = self.snapshot()
+        lexical = self.lexical()
         k = k or self.settings.top_k
-        flt = filters or Filters()
-        qvec = self.embedder.embed([question])
-        return to_hits(snap, dense_ranking(snap, qvec, flt.mask(snap), k))
+        allowed = (filters or Filters()).mask(snap)
+        qvec = self.embedder.embed([question]) if query_vec is None else query_vec
+        depth = max(50, 3 * k)  # candidates per ranking before fusion
+        dense = dense_ranking(snap, qvec, allowed, depth)
+        lexical_rank = lexical.ranking(question, allowed, depth)
+        return to_hits(snap, rrf([dense, lexical_rank], k, self.settings.rrf_k))
