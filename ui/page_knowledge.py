@@ -1,0 +1,208 @@
+"""The knowledge-team page: every document, and ingesting new PDFs with live progress (admin token required)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from ingest.pipeline import IngestReport, collect_pdfs, ingest
+from rag.config import Settings
+from rag.errors import GQAError
+from rag.snapshot import database_path
+from rag.types import sha256_hex
+from ui import feedback, services, views
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "GQA_ADMIN_TOKEN"
+
+
+def main() -> None:
+    """Render the page behind the admin token."""
+    st.set_page_config(layout="wide")  # the document table has ten columns
+    st.title("Knowledge team")
+    if not authorised():
+        return
+    qa = services.get_qa()
+    settings = qa.settings
+    _documents(settings)
+    _upload(settings, qa.engine.embedder)
+    _folder(settings, qa.engine.embedder)
+    _recent_feedback(settings)
+
+
+def authorised() -> bool:
+    """True only when GQA_ADMIN_TOKEN is set on the server and the same token was entered."""
+    expected = os.environ.get(TOKEN_ENV, "")
+    if not expected:
+        st.error(f"This page is switched off: the server has no admin token. Set {TOKEN_ENV} in the "
+                 "server's environment and restart it.", icon=":material/lock:")
+        return False
+    given = st.text_input("Admin token", type="password", key="admin_token")
+    if not given:
+        st.info("Enter the knowledge-team admin token to manage documents.", icon=":material/lock:")
+        return False
+    if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+        st.error("Wrong admin token.", icon=":material/lock:")
+        return False
+    return True
+
+
+def _documents(settings: Settings) -> None:
+    """Every ingested document with family, version, status, pages, chunks and ingest time."""
+    st.subheader("Documents")
+    store = services.read_store(settings.home)
+    if store is None:
+        st.info(f"Nothing is ingested yet in {settings.home}.")
+        return
+    try:
+        docs = store.documents()
+        gen = store.get_meta("current_generation")
+    finally:
+        store.close()
+    rows = [{"Title": d.title, "File": d.file_name, "Family": d.family, "Version": d.version,
+             "Type": d.doc_type, "Status": d.status, "Superseded by": d.superseded_by or "",
+             "Pages": d.pages, "Chunks": d.chunks, "Ingested (UTC)": d.ingested_at} for d in docs]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    current = sum(d.status == "current" for d in docs)
+    st.caption(f"{len(docs)} documents ({current} current) · clinicians are served index {gen or 'none'}")
+
+
+def _overrides(prefix: str) -> tuple[str | None, str | None]:
+    """Optional family and version labels (default: derived from each file's name and title)."""
+    with st.expander("Family and version (optional)"):
+        family = st.text_input("Family", key=f"{prefix}-family", help="Default: derived from the file name.")
+        version = st.text_input("Version label", key=f"{prefix}-version",
+                                help="Default: a year in the file name or title, else the PDF date.")
+    return family.strip() or None, version.strip() or None
+
+
+def _upload(settings: Settings, embedder) -> None:
+    """Upload PDFs into <home>/uploads and ingest them."""
+    st.subheader("Add documents")
+    files = st.file_uploader("Upload PDFs", type=["pdf"], accept_multiple_files=True, key="uploads")
+    family, version = _overrides("upload")
+    if st.button("Ingest uploaded files", type="primary", disabled=not files, key="ingest-uploads"):
+        paths = [save_upload(settings.home, f.name, f.getvalue()) for f in files or []]
+        report = run_ingest(paths, settings, embedder, family, version)
+        for e in report.failed if report else []:  # keep no copies of files that were not ingested
+            Path(e["file"]).unlink(missing_ok=True)
+
+
+def _folder(settings: Settings, embedder) -> None:
+    """Ingest every PDF under a folder (or one file) on the server."""
+    with st.form("folder"):
+        folder = st.text_input("Or a folder (or PDF file) on the server", key="folder-path",
+                               placeholder="/srv/guidelines/2026")
+        go = st.form_submit_button("Ingest from the server")
+    if go and folder.strip():
+        run_ingest([Path(folder.strip()).expanduser()], settings, embedder, None, None)
+    elif go:
+        st.warning("Type a folder or file path first.")
+
+
+def save_upload(home: Path, name: str, data: bytes) -> Path:
+    """Keep an uploaded PDF under <home>/uploads/<hash>/<name> (its name carries family and version).
+
+    Example: (home, '../x/NG138 2025.pdf', b'...') -> home/uploads/<12 hex>/NG138 2025.pdf
+    """
+    clean = Path(name.replace("\\", "/")).name.lstrip(".") or "upload.pdf"
+    folder = home / "uploads" / sha256_hex(data, 12)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / clean
+    path.write_bytes(data)
+    return path
+
+
+def run_ingest(paths: list[Path], settings: Settings, embedder, family: str | None, version: str | None
+               ) -> IngestReport | None:
+    """Ingest with a live progress display, then show the same summary as the command line."""
+    total_files = max(1, len(collect_pdfs(list(paths))[0]))
+    ticks = {"pages": 0, "chunks": 0, "files": 0}
+    with st.status(f"Ingesting {total_files} file(s)...", expanded=True) as status:
+        bar = st.progress(0.0, text="Reading files")
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            ticks[stage] = done
+            if stage == "chunks":
+                ticks["files"] += 1
+            frac = done / total if total else min(1.0, ticks["files"] / total_files)
+            bar.progress(frac, text=f"{ticks['pages']} pages extracted · {ticks['chunks']} chunks embedded")
+
+        try:
+            # extract_workers=0: no process pool; forking a threaded web server is unsafe.
+            report = ingest(list(paths), settings, embedder, family=family, version=version,
+                            on_progress=on_progress, extract_workers=0)
+        except GQAError as exc:  # e.g. another ingest is running: nothing was published
+            status.update(label="Ingest failed", state="error")
+            st.error(f"Ingest failed: {exc}. Clinicians keep the current index.")
+            return None
+        bar.progress(1.0, text=f"{report.pages} pages · {report.chunks} chunks ({report.embedded} embedded)")
+        status.update(label=summary_line(report), state="error" if report.failed else "complete",
+                      expanded=False)
+    _report(report)
+    return report
+
+
+def summary_line(report: IngestReport) -> str:
+    """The command line's one-line summary.
+
+    Example: -> '1 added, 0 new version, 0 unchanged, 0 failed; published generation ab12'
+    """
+    tail = f"published generation {report.generation}" if report.generation else "nothing new to publish"
+    return (f"{len(report.added)} added, {len(report.new_version)} new version, {len(report.unchanged)} "
+            f"unchanged, {len(report.failed)} failed; {tail}")
+
+
+def report_rows(report: IngestReport) -> list[dict]:
+    """One row per file: result, file name and detail (the command line's table)."""
+    rows = []
+    for e in report.added:
+        note = f"version {e['version']}" + (f", older than current {e['superseded_by']}"
+                                            if e.get("superseded_by") else "")
+        rows.append({"Result": "added", "File": Path(e["file"]).name, "Detail": note})
+    for e in report.new_version:
+        rows.append({"Result": "new version", "File": Path(e["file"]).name,
+                     "Detail": f"version {e['version']}, supersedes {', '.join(e['supersedes'])}"})
+    for e in report.unchanged:
+        rows.append({"Result": "unchanged", "File": Path(e["file"]).name,
+                     "Detail": f"version {e['version']} (identical bytes)"})
+    for e in report.failed:
+        rows.append({"Result": "FAILED", "File": Path(e["file"]).name, "Detail": e["error"]})
+    return rows
+
+
+def _report(report: IngestReport) -> None:
+    cols = st.columns(4)
+    for col, (label, items) in zip(cols, [("Added", report.added), ("New version", report.new_version),
+                                          ("Unchanged", report.unchanged), ("Failed", report.failed)],
+                                   strict=True):
+        col.metric(label, len(items))
+    st.dataframe(report_rows(report), hide_index=True, width="stretch")
+    if report.generation:
+        st.success(f"Published index {report.generation}: clinicians get it with their next question.")
+    else:
+        st.info("Nothing new to publish: clinicians keep the current index.")
+
+
+def _recent_feedback(settings: Settings) -> None:
+    """The newest feedback, wrong citations first to review."""
+    st.subheader("Recent feedback")
+    rows = feedback.recent(settings) if database_path(settings.home).exists() else []
+    if not rows:
+        st.caption("No feedback yet.")
+        return
+    table = [{"When (UTC)": r["created_at"], "Rating": r["rating"].replace("_", " "),
+              "Question": r["question"] or "(not stored)", "Comment": r["comment"] or "",
+              "Cited": "; ".join(views.cited_words(r["citations"])), "Index": r["index_version"]}
+             for r in rows]
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(f"Question text and comments are removed after {settings.feedback_retention_days} days.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Pure HTML builders for the app: every piece of document or user text is escaped before it is shown.
+
+Document text is shown as text. A PDF can contain `<script>`, `<img onerror=...>` or markdown such as
+`![x](http://tracker/)`; `safe()` turns all of it into inert characters. Every builder returns one line
+of HTML without blank lines, so Streamlit's markdown treats it as a single raw HTML block and applies
+no markdown syntax to it at all (the markdown escaping in `safe()` is the second line of defence).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from rag.types import Answer, Citation, Document, Hit
+
+# Characters with a meaning in HTML, or in Streamlit markdown (links, emphasis, code, tables, LaTeX `$`,
+# directives such as `:red[...]`), written as numeric character references in ONE pass so they stay
+# literal (escaping HTML first and markdown second would break the `#` of `&#x27;`).
+_ESCAPES = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_[]()#|~$:!{}"})
+# Characters of passage shown either side of the quote on a card (the source view shows the whole page).
+CARD_CONTEXT = 280
+_SOFT_BREAK = re.compile(r"(?<=[^\s.:;!?])[ \t]*\n(?=[a-z(])")
+_MARKER = re.compile(r"\[(\d+)\]")
+
+CSS = """<style>
+.gqa-answer {font-size: 1.12rem; line-height: 1.6; margin: 0.2rem 0 0.6rem 0;}
+.gqa-ref {font-size: 0.8em; font-weight: 600; color: #1f5fbf; white-space: nowrap;}
+.gqa-head {font-size: 1.0rem; line-height: 1.4;}
+.gqa-n {font-weight: 700; color: #1f5fbf; margin-right: 0.3rem;}
+.gqa-meta {font-size: 0.85rem; color: #555; margin: 0.1rem 0 0.4rem 0;}
+.gqa-passage {font-size: 0.93rem; line-height: 1.5; border-left: 3px solid #d0d7de; padding-left: 0.7rem;}
+.gqa-passage mark {background: #fff3a3; padding: 0 0.1rem;}
+.gqa-badge {display: inline-block; font-size: 0.72rem; font-weight: 700; padding: 0.05rem 0.45rem;
+  border-radius: 0.6rem; margin-left: 0.4rem; vertical-align: middle; text-transform: uppercase;}
+.gqa-current {background: #dcf5e3; color: #11632e;}
+.gqa-superseded {background: #fde2d2; color: #8a3300;}
+.gqa-notanswer {font-size: 0.72rem; font-weight: 700; color: #6b6b6b; text-transform: uppercase;
+  letter-spacing: 0.03em;}
+</style>"""
+
+
+def safe(text: str) -> str:
+    """Escape text for st.markdown(unsafe_allow_html=True): HTML and markdown become literal, newlines <br>.
+
+    Example: '<b>2*3</b>\\nok' -> '&#60;b&#62;2&#42;3&#60;/b&#62;<br>ok'
+    """
+    escaped = text.translate(_ESCAPES)
+    return escaped.replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def _fold_chars(text: str) -> tuple[str, list[int]]:
+    """Lower-cased text without whitespace, and the original index of every character kept."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            continue
+        low = ch.lower()
+        out.append(low)
+        where.extend([i] * len(low))
+    return "".join(out), where
+
+
+def find_quote(text: str, quote: str) -> tuple[int, int] | None:
+    """Character span of `quote` in `text`, ignoring whitespace and case (the verification rule).
+
+    Example: ('Give 2 mg\\nonce daily.', '2 MG once') -> (5, 14)
+    """
+    hay, where = _fold_chars(text)
+    needle, _ = _fold_chars(quote)
+    if not needle:
+        return None
+    k = hay.find(needle)
+    if k < 0:
+        return None
+    return where[k], where[k + len(needle) - 1] + 1
+
+
+def highlighted(text: str, quote: str | None) -> tuple[str, bool]:
+    """Escaped text with the quote wrapped in <mark>, and whether the quote was found.
+
+    Example: ('a <b> c', '<b>') -> ('a <mark>&#60;b&#62;</mark> c', True)
+    """
+    span = find_quote(text, quote) if quote else None
+    if span is None:
+        return safe(text), False
+    s, e = span
+    return f"{safe(text[:s])}<mark>{safe(text[s:e])}</mark>{safe(text[e:])}", True
+
+
+def answer_html(text: str) -> str:
+    """The answer with its [n] markers styled as references.
+
+    Example: 'Give 5 mg. [1]' -> '<div class="gqa-answer">Give 5 mg&#46; ...' (markers as <span>)
+    """
+    parts = _MARKER.split(text)
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        out.append(f'<span class="gqa-ref">[{int(part)}]</span>' if i % 2 else safe(part))
+    return f'<div class="gqa-answer">{"".join(out)}</div>'
+
+
+def status_badge(status: str) -> str:
+    """A coloured badge: green for current, orange for superseded.
+
+    Example: 'current' -> '<span class="gqa-badge gqa-current">current</span>'
+    """
+    kind = "gqa-current" if status == "current" else "gqa-superseded"
+    return f'<span class="gqa-badge {kind}">{safe(status)}</span>'
+
+
+def page_words(page: int, label: str) -> str:
+    """PDF page and printed label, in words.
+
+    Example: (3, '2') -> 'PDF page 3 (printed page 2)'
+    """
+    if label and label != str(page):
+        return f"PDF page {page} (printed page {label})"
+    return f"PDF page {page}"
+
+
+def card_head_html(doc: Document, n: int | None) -> str:
+    """Citation number (or 'not an answer' label), document title and status badge."""
+    lead = f'<span class="gqa-n">[{n}]</span>' if n is not None else (
+        '<span class="gqa-notanswer">Related passage - not an answer</span><br>')
+    return f'<div class="gqa-head">{lead}<b>{safe(doc.title)}</b>{status_badge(doc.status)}</div>'
+
+
+def card_meta_html(doc: Document, page: int, label: str, section: str) -> str:
+    """Version, ingest date, page and section path in small print."""
+    bits = [f"Version {safe(doc.version)}"]
+    if doc.ingested_at:
+        bits.append(f"indexed {safe(doc.ingested_at[:10])}")
+    if doc.status != "current" and doc.superseded_by:
+        bits.append(f"superseded by {safe(doc.superseded_by)}")
+    bits.append(safe(page_words(page, label)))
+    if section:
+        bits.append(f"Section {safe(section)}")
+    bits.append(safe(doc.file_name))
+    return f'<div class="gqa-meta">{" &middot; ".join(bits)}</div>'
+
+
+def reflow(text: str) -> str:
+    """Join PDF line breaks inside sentences (next line starts in lower case) so that page text reads as prose.
+
+    Headings, list items and table rows start with a capital, digit or dash and keep their line.
+    Example: 'in adults 18 years and\nover.\n2 Scope' -> 'in adults 18 years and over.\n2 Scope'
+    """
+    return _SOFT_BREAK.sub(" ", text)
+
+
+def excerpt(text: str, span: tuple[int, int] | None, context: int) -> tuple[str, tuple[int, int] | None]:
+    """About `context` characters either side of `span` (whole words), and the span in the excerpt.
+
+    Without a span, the start of the text. Example: ('aa bb cc dd ee', (6, 8), 3) -> ('… bb cc dd …', (5, 7))
+    """
+    s, e = span if span else (0, 0)
+    lo, hi = max(0, s - context), min(len(text), e + context if span else 2 * context)
+    while lo > 0 and not text[lo - 1].isspace():
+        lo -= 1
+    while hi < len(text) and not text[hi].isspace():
+        hi += 1
+    head, tail = ("… " if lo > 0 else ""), (" …" if hi < len(text) else "")
+    moved = None if span is None else (s - lo + len(head), e - lo + len(head))
+    return head + text[lo:hi] + tail, moved
+
+
+def passage_html(text: str, quote: str | None, context: int | None = None) -> str:
+    """A passage (or a whole page) with the quote highlighted; the quote shown apart if not found in it.
+
+    With `context`, only that many characters either side of the quote are shown.
+    """
+    if context is not None:
+        text, _ = excerpt(text, find_quote(text, quote) if quote else None, context)
+    body, found = highlighted(text, quote)
+    html_ = f'<div class="gqa-passage">{body}</div>'
+    if quote and not found:
+        html_ = f'<div class="gqa-passage"><mark>{safe(quote)}</mark></div>' + html_
+    return html_
+
+
+def citation_parts(c: Citation) -> tuple[str, str, str]:
+    """Head, meta and passage HTML of one citation card."""
+    h = c.hit
+    return (card_head_html(h.doc, c.n),
+            card_meta_html(h.doc, h.chunk.page, h.chunk.page_label, h.chunk.section),
+            passage_html(h.chunk.text, c.quote, CARD_CONTEXT))
+
+
+def related_parts(h: Hit) -> tuple[str, str, str]:
+    """Head, meta and passage HTML of a related passage shown under an abstention."""
+    return (card_head_html(h.doc, None),
+            card_meta_html(h.doc, h.chunk.page, h.chunk.page_label, h.chunk.section),
+            passage_html(h.chunk.text, None, CARD_CONTEXT))
+
+
+def small_print(answer: Answer, filters_text: str) -> str:
+    """Which generator answered, retrieval and answer times, index version and filters (plain text).
+
+    Example: -> 'Answered by the extractive generator · retrieval 12.0 ms · answer 3.1 ms · index ab12 · all documents'
+    """
+    t = answer.timings_ms or {}
+    return (f"Answered by the {answer.generator} generator · retrieval {t.get('retrieve', 0):.0f} ms · "
+            f"answer {t.get('answer', 0):.0f} ms · index {answer.index_version or 'unknown'} · {filters_text}")
+
+
+def note_html(text: str) -> str:
+    """Plain text as escaped small print (st.caption would apply markdown to document names).
+
+    Example: 'a_b' -> '<div class="gqa-meta">a&#95;b</div>'
+    """
+    return f'<div class="gqa-meta">{safe(text)}</div>'
+
+
+def filters_words(families: tuple[str, ...], doc_types: tuple[str, ...], include_superseded: bool) -> str:
+    """The active filters in words.
+
+    Example: (('a',), (), False) -> 'families: a · current versions only'
+    """
+    bits = []
+    if families:
+        bits.append("families: " + ", ".join(families))
+    if doc_types:
+        bits.append("types: " + ", ".join(doc_types))
+    bits.append("superseded versions included" if include_superseded else "current versions only")
+    return " · ".join(bits)
+
+
+def cited_words(citations_json: str) -> list[str]:
+    """Stored citations in words, for the feedback table.
+
+    Example: '[{"n": 1, "doc": "a.pdf", "page": 3}]' -> ['[1] a.pdf p.3']
+    """
+    return [f"[{c.get('n')}] {c.get('doc')} p.{c.get('page')}" for c in json.loads(citations_json or "[]")]
