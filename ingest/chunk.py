@@ -112,7 +112,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 table = [line]
                 continue
             if table is not None:
-                if GAP in line or len(line) < 60:
+                if (GAP in line or len(line) < 60) and not _prose_after_grid(table, line):
                     table.append(line)
                     continue
                 flush_table()
@@ -138,6 +138,18 @@ def page_units(pages: list[Page]) -> list[Unit]:
     if pending:
         units.append(Unit("text", pending, pending_page, pending_page, " > ".join(h for _, h in path)))
     return [u for u in units if u.text.strip()]
+
+
+def _prose_after_grid(table: list[str], line: str) -> bool:
+    """True for a sentence after a blank line below a gridded table: the text that follows the table.
+
+    Wrapped cells continue their row without a blank line, so they are not mistaken for it.
+    Example: (['Table 1. X', 'A | B', '', '1 | 2', ''], 'Review the patient after three days.') -> True
+    """
+    return (
+        bool(table) and table[-1] == "" and GAP not in line and any(GAP in r for r in table)
+        and line[:1].isupper() and line.endswith((".", "!", "?")) and len(line.split()) >= 4
+    )
 
 
 def _join_lines(lines: list[str]) -> str:

@@ -170,9 +170,9 @@ def _meta_year(reader) -> str:
 def strip_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5) -> list[str]:
     """Drop lines that repeat at the top or bottom of many pages (running headers and footers).
 
-    A line is compared with its digits masked, so 'Page 3 of 9' matches 'Page 4 of 9'. Only the first
-    and last `edge` non-empty lines of a page are candidates, and a line must recur on at least half
-    of the pages (and on 2 or more).
+    A line is compared with its numbers masked, so 'Page 3 of 9' matches 'Page 4 of 9' and 'Page iv'.
+    Only the first and last `edge` non-empty lines of a page are candidates, and a line must recur on
+    at least half of the pages (and on 2 or more).
 
     Example: ['Hdr\\nA\\nPage 1', 'Hdr\\nB\\nPage 2'] -> ['A', 'B']
     """
@@ -197,4 +197,10 @@ def strip_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5)
 
 
 def _key(line: str) -> str:
-    return _DIGITS.sub("#", line.strip().lower())
+    """A line with its page numbers masked, arabic or roman: 'Page iv' and 'Page 12' are one running line."""
+    low = _DIGITS.sub("#", line.strip().lower())
+    return _WORD.sub(lambda m: "#" if _ROMAN.fullmatch(m.group()) else m.group(), low)
+
+
+_WORD = re.compile(r"\b[ivxlcdm]+\b")
+_ROMAN = re.compile(r"m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -84,16 +85,38 @@ def collect_pdfs(paths: list[str | Path]) -> tuple[list[Path], list[dict]]:
     return files, failed
 
 
+# Homes this process is ingesting into: record locks (below) do not exclude threads of one process.
+_ACTIVE: set[Path] = set()
+_ACTIVE_GUARD = threading.Lock()
+
+
 @contextmanager
 def ingest_lock(home: Path) -> Iterator[None]:
-    """One ingest at a time per home (readers never wait)."""
+    """One ingest at a time per home (readers never wait).
+
+    A POSIX record lock (lockf), not flock: extraction workers are forked while the lock is held and
+    share an flock, so after a SIGKILL the orphaned worker kept it and every later ingest failed. A
+    record lock belongs to this process only and is released when it dies.
+    """
     home.mkdir(parents=True, exist_ok=True)
-    with open(home / "ingest.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise GQAError(f"another ingest is running on {home}; wait for it to finish") from None
-        yield
+    key = home.resolve()
+    busy = GQAError(f"another ingest is running on {home}; wait for it to finish")
+    with _ACTIVE_GUARD:
+        if key in _ACTIVE:
+            raise busy
+        _ACTIVE.add(key)
+    try:
+        # opened only while this process holds no lock on it: closing any descriptor of the file
+        # would drop the process's record lock
+        with open(home / "ingest.lock", "w") as fh:
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: another process holds it
+                raise busy from None
+            yield
+    finally:
+        with _ACTIVE_GUARD:
+            _ACTIVE.discard(key)
 
 
 def ingest(

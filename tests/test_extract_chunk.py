@@ -1,0 +1,356 @@
+"""Extraction and chunking on generated PDFs: known answers for pages, labels, sections, tables, sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from docgen import DocSpec, Heading, PageBreak, Paragraph, Table, render_pdf
+
+from ingest.chunk import chunk_pages, heading_of, split_sentences
+from ingest.extract import extract_pdf, strip_running_lines
+from ingest.naming import derive_doc_type, derive_family, derive_version, version_key
+
+HEADER = "Zebra Quarterly Running Header"
+FOOTER = "Confidential footer line"
+TITLE = "Renal Dosing Handbook"
+
+
+def handbook(outline: bool = True) -> DocSpec:
+    """Front matter printed 'i', then one body page printed '1' with every kind of heading and a table."""
+    return DocSpec(title=TITLE, header_text=HEADER, footer_text=FOOTER, page_label_offset=1, outline=outline,
+                   blocks=[
+                       Paragraph("This handbook is a generated test document. It has a preface page."),
+                       PageBreak(),
+                       Heading("1", "Scope"),
+                       Paragraph("This handbook covers adults. It does not cover children."),
+                       Heading("2", "Dosing"),
+                       Heading("2.3", "Dosage in renal impairment"),
+                       Paragraph("Reduce the dose by half when eGFR is below 30 mL/min (e.g. in elderly "
+                                 "patients). Avoid in dialysis."),
+                       Table("Table 1. Doses by eGFR", ["eGFR", "Dose"],
+                             [["above 60", "500 mg twice daily"], ["30 to 60", "250 mg twice daily"],
+                              ["below 30", "avoid"]]),
+                       Heading("", "WARNINGS AND PRECAUTIONS"),
+                       Paragraph("Lactic acidosis may occur. Stop the drug if it does."),
+                       Heading("", "Special populations"),  # neither numbered nor capitals: only the outline knows
+                       Paragraph("Pregnant women need specialist advice."),
+                   ])
+
+
+# Running lines are found by repetition, so a test document needs two pages for its header to go.
+END = [PageBreak(), Paragraph("End of the document.")]
+
+
+def chunks_of(path: Path, hash_embedder, body_tokens: int = 200, overlap: int = 1):
+    ext = extract_pdf(path)
+    return ext, chunk_pages("doc", ext.title, ext.pages, hash_embedder.count_tokens, 256, body_tokens, overlap)
+
+
+def test_handbook_chunks_known_answer(tmp_path: Path, hash_embedder) -> None:
+    ext, chunks = chunks_of(render_pdf(tmp_path / "handbook.pdf", handbook()), hash_embedder)
+    renal = "2 Dosing > 2.3 Dosage in renal impairment"
+    assert [(c.page, c.page_end, c.page_label, c.section, c.kind, c.text) for c in chunks] == [
+        (1, 1, "i", "", "text", "This handbook is a generated test document. It has a preface page."),
+        (2, 2, "1", "1 Scope", "text", "This handbook covers adults. It does not cover children."),
+        (2, 2, "1", renal, "text",
+         "Reduce the dose by half when eGFR is below 30 mL/min (e.g. in elderly patients). Avoid in dialysis."),
+        (2, 2, "1", renal, "table",
+         "Table 1. Doses by eGFR\neGFR | Dose\nabove 60 | 500 mg twice daily\n30 to 60 | 250 mg twice daily\n"
+         "below 30 | avoid"),
+        (2, 2, "1", "WARNINGS AND PRECAUTIONS", "text", "Lactic acidosis may occur. Stop the drug if it does."),
+        (2, 2, "1", "Special populations", "text", "Pregnant women need specialist advice."),
+    ]
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    assert ext.title == TITLE
+
+
+def test_running_header_and_footer_removed(tmp_path: Path, hash_embedder) -> None:
+    spec = DocSpec(title=TITLE, header_text=HEADER, footer_text=FOOTER, blocks=[
+        Heading("1", "Scope"), Paragraph("First page body about dosing."), PageBreak(),
+        Paragraph("Second page body about monitoring."), PageBreak(), Paragraph("Third page body about storage."),
+    ])
+    ext, chunks = chunks_of(render_pdf(tmp_path / "running.pdf", spec), hash_embedder)
+    assert len(ext.pages) == 3
+    for page in ext.pages:
+        assert HEADER.lower() not in page.text.lower(), page
+        assert FOOTER.lower() not in page.text.lower(), page
+    for c in chunks:
+        assert "zebra" not in c.text.lower() and "confidential" not in c.text.lower(), c
+    body = " ".join(c.text for c in chunks)
+    for words in ("First page body about dosing.", "Second page body about monitoring.", "Third page body"):
+        assert words in body
+
+
+def test_footer_with_roman_page_number_removed(tmp_path: Path, hash_embedder) -> None:
+    """Front matter printed 'Page i', 'Page ii' carries the same running footer as 'Page 1'."""
+    ext, chunks = chunks_of(render_pdf(tmp_path / "handbook.pdf", handbook()), hash_embedder)
+    assert [p.label for p in ext.pages] == ["i", "1"]
+    for c in chunks:
+        assert FOOTER.lower() not in c.text.lower(), c
+        assert HEADER.lower() not in c.text.lower(), c
+
+
+def test_page_labels_are_the_printed_numbers(tmp_path: Path, hash_embedder) -> None:
+    spec = DocSpec(title=TITLE, page_label_offset=2, blocks=[
+        Paragraph("Cover page text for the labels test."), PageBreak(),
+        Paragraph("Contents page text for the labels test."), PageBreak(),
+        Heading("1", "Introduction"), Paragraph("Body page one text."), PageBreak(),
+        Paragraph("Body page two text."),
+    ])
+    ext, chunks = chunks_of(render_pdf(tmp_path / "labels.pdf", spec), hash_embedder)
+    assert [(p.number, p.label) for p in ext.pages] == [(1, "i"), (2, "ii"), (3, "1"), (4, "2")]
+    assert {c.page: c.page_label for c in chunks} == {1: "i", 2: "ii", 3: "1", 4: "2"}
+
+
+def test_without_page_labels_label_is_page_number(tmp_path: Path, hash_embedder) -> None:
+    spec = DocSpec(title=TITLE, blocks=[Paragraph("One."), PageBreak(), Paragraph("Two is here.")])
+    ext, _ = chunks_of(render_pdf(tmp_path / "plain.pdf", spec), hash_embedder)
+    assert [p.label for p in ext.pages] == ["1", "2"]
+
+
+def test_sections_found_without_outline(tmp_path: Path, hash_embedder) -> None:
+    """Numbered and label-style headings are recognised from the text alone; a plain-case heading is not."""
+    _, chunks = chunks_of(render_pdf(tmp_path / "no-outline.pdf", handbook(outline=False)), hash_embedder)
+    sections = [c.section for c in chunks]
+    assert "1 Scope" in sections
+    assert "2 Dosing > 2.3 Dosage in renal impairment" in sections
+    assert "WARNINGS AND PRECAUTIONS" in sections
+    assert "Special populations" not in sections
+
+
+def test_outline_entries_are_read(tmp_path: Path) -> None:
+    ext = extract_pdf(render_pdf(tmp_path / "handbook.pdf", handbook()))
+    assert ext.pages[0].outline == ()
+    assert ext.pages[1].outline == ((0, "1 Scope"), (0, "2 Dosing"), (1, "2.3 Dosage in renal impairment"),
+                                    (0, "WARNINGS AND PRECAUTIONS"), (0, "Special populations"))
+
+
+def test_section_continues_onto_next_page(tmp_path: Path, hash_embedder) -> None:
+    spec = DocSpec(title=TITLE, blocks=[
+        Heading("4", "Monitoring"), Paragraph("Check the INR weekly."), PageBreak(),
+        Paragraph("Check the platelet count monthly."),
+    ])
+    _, chunks = chunks_of(render_pdf(tmp_path / "cont.pdf", spec), hash_embedder)
+    assert [(c.page, c.section, c.text) for c in chunks] == [
+        (1, "4 Monitoring", "Check the INR weekly."), (2, "4 Monitoring", "Check the platelet count monthly."),
+    ]
+
+
+def test_small_table_is_one_chunk(tmp_path: Path, hash_embedder) -> None:
+    rows = [["Amoxicillin", "500 mg", "every 8 hours"], ["Doxycycline", "100 mg", "every 12 hours"],
+            ["Clarithromycin", "500 mg", "every 12 hours"], ["Cefalexin", "500 mg", "every 6 hours"]]
+    spec = DocSpec(title="Formulary", blocks=[
+        Heading("3", "Dosing"), Paragraph("Doses for adults with normal renal function."),
+        Table("Table 2. Oral doses", ["Drug", "Dose", "Interval"], rows),
+        Paragraph("Review the patient after three days."), *END,
+    ])
+    _, chunks = chunks_of(render_pdf(tmp_path / "table.pdf", spec), hash_embedder)
+    tables = [c for c in chunks if c.kind == "table"]
+    assert len(tables) == 1
+    assert tables[0].text.splitlines() == ["Table 2. Oral doses", "Drug | Dose | Interval",
+                                           *[" | ".join(r) for r in rows]]
+    assert tables[0].section == "3 Dosing"
+    for c in chunks:
+        if c.kind != "table":
+            assert "Amoxicillin" not in c.text and "Table 2" not in c.text
+    # the paragraph after the table is prose again, not a last table row
+    assert [c.text for c in chunks if c.kind == "text" and "Review" in c.text] == [
+        "Review the patient after three days."]
+
+
+def test_long_table_split_only_between_rows(tmp_path: Path, hash_embedder) -> None:
+    rows = [[f"Drug{i:02d}", f"{10 * i} mg", f"every {i % 4 + 6} hours"] for i in range(1, 25)]
+    caption, header = "Table 3. Long dosing table", ["Drug", "Dose", "Interval"]
+    spec = DocSpec(title="Formulary", blocks=[Heading("5", "Doses"), Table(caption, header, rows), *END])
+    _, chunks = chunks_of(render_pdf(tmp_path / "long.pdf", spec), hash_embedder, body_tokens=60)
+    tables = [c for c in chunks if c.kind == "table"]
+    assert len(tables) >= 3, [c.text for c in tables]
+    seen: list[str] = []
+    for c in tables:
+        lines = c.text.splitlines()
+        assert lines[:2] == [caption, " | ".join(header)], lines  # caption and header repeated
+        assert len(lines) > 2  # at least one row
+        seen += lines[2:]
+    assert seen == [" | ".join(r) for r in rows]  # every row whole, once, in order
+
+
+SENTENCES = [
+    "Start with 2.5 mg once daily (e.g. in the evening).",
+    "Increase to 5 mg after one week if tolerated.",
+    "Do not exceed 10 mg per day.",
+    "Check renal function, i.e. the eGFR, before each increase.",
+    "Stop the drug if the potassium rises above 6.0 mmol/L.",
+    "Patients older than 75 years need lower doses.",
+    "Avoid use with potassium-sparing diuretics.",
+    "Record every dose change in the notes.",
+    "Review the treatment after three months.",
+    "Refer to a specialist if blood pressure stays high.",
+]
+
+
+def test_chunks_respect_sentence_boundaries(tmp_path: Path, hash_embedder) -> None:
+    spec = DocSpec(title=TITLE, blocks=[Heading("6", "Titration"), Paragraph(" ".join(SENTENCES)), *END])
+    _, chunks = chunks_of(render_pdf(tmp_path / "sentences.pdf", spec), hash_embedder, body_tokens=40)
+    chunks = [c for c in chunks if c.page == 1]
+    assert len(chunks) >= 3
+    spans = []
+    for c in chunks:
+        matches = [(i, j) for i in range(len(SENTENCES)) for j in range(i + 1, len(SENTENCES) + 1)
+                   if " ".join(SENTENCES[i:j]) == c.text]
+        assert matches, f"chunk is not a run of whole sentences: {c.text!r}"
+        spans.append(matches[0])
+    assert spans[0][0] == 0 and spans[-1][1] == len(SENTENCES)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert end - 1 <= start <= end  # consecutive, at most one sentence of overlap
+
+
+def test_chunks_fit_the_budget(tmp_path: Path, hash_embedder) -> None:
+    long_par = " ".join(SENTENCES * 6)
+    spec = DocSpec(title=TITLE, blocks=[Heading("7", "Long section"), Paragraph(long_par), PageBreak(),
+                                        Paragraph(long_par)])
+    ext, chunks = chunks_of(render_pdf(tmp_path / "long.pdf", spec), hash_embedder)
+    assert len(chunks) >= 4
+    for c in chunks:
+        assert hash_embedder.count_tokens([c.text])[0] <= 200
+        assert hash_embedder.count_tokens([c.embed_text(ext.title)])[0] + 2 <= 256
+
+
+@pytest.mark.slow
+def test_chunks_fit_the_model_window(tmp_path: Path, real_embedder) -> None:
+    """With the real tokenizer, prefix (title | section) + body + [CLS]/[SEP] fit 256 word pieces."""
+    from rag.config import Settings
+
+    s = Settings.from_env(home=tmp_path)
+    long_par = " ".join(SENTENCES * 8)
+    rows = [[f"Pharmacokinetic parameter {i}", f"{i}.{i} microgram/mL", "hydrochlorothiazide-containing"]
+            for i in range(40)]
+    spec = DocSpec(title="A deliberately long title for the tokenizer budget test of the chunker", blocks=[
+        Heading("7", "Titration and pharmacokinetic considerations"),
+        Heading("7.1", "Hydrochlorothiazide-containing combinations in renal impairment"),
+        Paragraph(long_par), Table("Table 4. Pharmacokinetics", ["Parameter", "Value", "Product"], rows[:20]),
+    ])
+    files = [render_pdf(tmp_path / "budget.pdf", spec)]
+    data = Path(__file__).resolve().parents[1] / "data"
+    files += sorted(data.glob("*.pdf"))
+    for f in files:
+        ext = extract_pdf(f)
+        chunks = chunk_pages("d", ext.title, ext.pages, real_embedder.count_tokens, s.max_seq_tokens,
+                             s.chunk_tokens, s.overlap_sentences)
+        assert chunks, f
+        sizes = real_embedder.count_tokens([c.embed_text(ext.title) for c in chunks])
+        assert max(sizes) + 2 <= s.max_seq_tokens, (f.name, max(sizes))
+        assert real_embedder.model.max_seq_length == s.max_seq_tokens
+
+
+def test_chunk_ids_stable_across_runs(tmp_path: Path, hash_embedder) -> None:
+    a = render_pdf(tmp_path / "a" / "handbook.pdf", handbook())
+    b = render_pdf(tmp_path / "b" / "handbook.pdf", handbook())
+    assert a.read_bytes() == b.read_bytes()
+    _, first = chunks_of(a, hash_embedder)
+    _, second = chunks_of(b, hash_embedder)
+    _, third = chunks_of(a, hash_embedder)
+    assert [c.chunk_id for c in first] == [c.chunk_id for c in second] == [c.chunk_id for c in third]
+    assert len({c.chunk_id for c in first}) == len(first)
+    assert first == second
+
+
+# --- known answers on the pure helpers ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Take 2.5 mg (e.g. at night). Then stop.", ["Take 2.5 mg (e.g. at night).", "Then stop."]),
+    ("See Fig. 3 for details. Dr. Smith agrees.", ["See Fig. 3 for details.", "Dr. Smith agrees."]),
+    ("Is it safe? Yes! Use 0.5 mg/kg.", ["Is it safe?", "Yes!", "Use 0.5 mg/kg."]),
+    ("Give one dose, i.e. 500 mg. Repeat in 8 hours.", ["Give one dose, i.e. 500 mg.", "Repeat in 8 hours."]),
+    ("Levels vs. placebo were lower. (See below.)", ["Levels vs. placebo were lower.", "(See below.)"]),
+    ("no capital after the stop. so one sentence.", ["no capital after the stop. so one sentence."]),
+    ("", []),
+])
+def test_split_sentences(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected
+
+
+@pytest.mark.parametrize(("line", "outline", "expected"), [
+    ("2.3 Dosage in renal impairment", set(), (2, "2.3 Dosage in renal impairment")),
+    ("5 WARNINGS AND PRECAUTIONS", set(), (1, "5 WARNINGS AND PRECAUTIONS")),
+    ("WARNINGS AND PRECAUTIONS", set(), (1, "WARNINGS AND PRECAUTIONS")),
+    ("3. Treatment", set(), (1, "3. Treatment")),
+    ("2.3.1  Children", set(), (3, "2.3.1 Children")),
+    ("5 mg daily", set(), None),
+    ("2.1 Take the tablet with food.", set(), None),
+    ("Special populations", set(), None),
+    ("Special populations", {"special populations"}, (1, "Special populations")),
+    ("4.2 Elderly", {"4.2 elderly"}, (2, "4.2 Elderly")),
+    ("DRUG | DOSE | ROUTE", set(), None),
+    ("eGFR | Dose", set(), None),
+])
+def test_heading_of(line: str, outline: set[str], expected) -> None:
+    assert heading_of(line, outline) == expected
+
+
+def test_strip_running_lines_known_answer() -> None:
+    assert strip_running_lines(["Hdr\nA\nPage 1", "Hdr\nB\nPage 2"]) == ["A", "B"]
+    assert strip_running_lines(["Only page\nText"]) == ["Only page\nText"]
+    # a line on only one page of three is content, not a running line
+    assert strip_running_lines(["Hdr\nIntro\nX", "Hdr\nY", "Hdr\nZ"]) == ["Intro\nX", "Y", "Z"]
+    # printed page numbers are masked whether arabic or roman, but words are not
+    assert strip_running_lines(["Cover\nFooter | Page ii", "Body\nFooter | Page 3"]) == ["Cover", "Body"]
+    assert strip_running_lines(["A\nmild case", "B\nvivid case"]) == ["A\nmild case", "B\nvivid case"]
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("fda_warfarin_label_2025.pdf", "fda_warfarin_highlights_2022.pdf"),
+    ("fda_amoxicillin_tablets_2015.pdf", "fda_amoxicillin_highlights_2025.pdf"),
+    ("Guideline-Asthma_v2.pdf", "guideline_asthma_2019.PDF"),
+])
+def test_derive_family_same(a: str, b: str) -> None:
+    assert derive_family(a) == derive_family(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("fda_metformin_extended_release_2025.pdf", "fda_metformin_highlights_2026.pdf"),
+    ("fda_ciprofloxacin_extended_release_2025.pdf", "fda_ciprofloxacin_highlights_2025.pdf"),
+    ("who_guideline_schistosomiasis_2022.pdf", "who_guidelines_malaria_2023.pdf"),
+])
+def test_derive_family_different(a: str, b: str) -> None:
+    assert derive_family(a) != derive_family(b)
+
+
+def test_derive_family_known_answers() -> None:
+    assert derive_family("fda_warfarin_label_2025.pdf") == "fda-warfarin"
+    assert derive_family("fda_metformin_extended_release_2025.pdf") == "fda-metformin-extended-release"
+    assert derive_family("fda_metformin_highlights_2026.pdf") == "fda-metformin"
+    assert derive_family("who_essential_medicines_2023.pdf") == "who-essential-medicines"
+
+
+@pytest.mark.parametrize(("name", "title", "meta_year", "expected"), [
+    ("fda_warfarin_label_2025.pdf", "", "", "2025"),
+    ("fda_warfarin_highlights_2022.pdf", "Warfarin 2019", "2024", "2022"),
+    ("guide.pdf", "Asthma guideline 2019 update", "2024", "2019"),
+    ("guide.pdf", "Asthma guideline", "2024", "2024"),
+    ("guide_2018_rev_2021.pdf", "", "", "2021"),
+])
+def test_derive_version(name: str, title: str, meta_year: str, expected: str) -> None:
+    assert derive_version(name, title, meta_year) == expected
+
+
+def test_derive_version_falls_back_to_today() -> None:
+    from datetime import date
+
+    assert derive_version("guide.pdf", "No year here", "") == date.today().isoformat()
+
+
+def test_version_key_orders_labels() -> None:
+    assert version_key("2023-10 v2") == (2023, 10, 2)
+    labels = ["2025", "2015", "2023-10", "2023-2", "2024"]
+    assert sorted(labels, key=version_key) == ["2015", "2023-2", "2023-10", "2024", "2025"]
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("who_essential_medicines_2023.pdf", "formulary"),
+    ("fda_guidance_nda_bla_refuse_to_file.pdf", "guidance"),
+    ("fda_warfarin_highlights_2022.pdf", "label"),
+    ("who_guidelines_malaria_2023.pdf", "guideline"),
+])
+def test_derive_doc_type(name: str, expected: str) -> None:
+    assert derive_doc_type(name, "") == expected
