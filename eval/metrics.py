@@ -15,6 +15,7 @@ from rag.text import is_verbatim
 from rag.types import Citation, Hit
 
 _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+_MARKER_END = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]([.;,:]?)\s*")
 _HYPHENS = re.compile("[-\u00ad\u2010\u2011\u2012\u2013\u2014\u2212]")
 _THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0'](?=\d{3}(?!\d))")
 _WS = re.compile(r"\s+")
@@ -26,6 +27,15 @@ def strip_markers(text: str) -> str:
     Example: 'Give 5 mg [1]. Stop [2, 3].' -> 'Give 5 mg. Stop.'
     """
     return _MARKER.sub("", text).strip()
+
+
+def one_per_line(text: str) -> str:
+    """Answer text with each citation marker turned into a line break: one cited unit per line.
+
+    The judge then never reads a cited table row and the next cited sentence as one statement.
+    Example: 'Drug | 5 mg [1] Give it daily [2].' -> 'Drug | 5 mg\nGive it daily.'
+    """
+    return _MARKER_END.sub(lambda m: f"{m.group(1)}\n", text).strip()
 
 
 def fold(text: str) -> str:

@@ -14,10 +14,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from langchain_core.callbacks import BaseCallbackHandler
 from ragas.dataset_schema import SingleTurnSample
 from ragas.metrics._context_precision import NonLLMContextPrecisionWithReference
 from ragas.metrics._context_recall import NonLLMContextRecall
-from ragas.metrics._faithfulness import Faithfulness
+from ragas.metrics._faithfulness import Faithfulness, NLIStatementOutput
 from ragas.metrics.base import MetricType, SingleTurnMetric
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,19 @@ class PageContainment(SingleTurnMetric):
         return await self._single_turn_ascore(SingleTurnSample(**row), callbacks)
 
 
+class VerdictRecorder(BaseCallbackHandler):
+    """Keeps the judge's per-statement verdicts that ragas reports through its callbacks (any judge)."""
+
+    def __init__(self) -> None:
+        self.verdicts: list[dict] = []
+
+    def on_chain_end(self, outputs, **kwargs) -> None:  # noqa: D102 - langchain callback
+        found = outputs.get("output") if isinstance(outputs, dict) else None
+        for out in found if isinstance(found, list) else []:
+            if isinstance(out, NLIStatementOutput):
+                self.verdicts = [s.model_dump() for s in out.statements]
+
+
 class RagasScorer:
     """Scores one answered question at a time with ragas's own metrics; call `close()` when done."""
 
@@ -78,9 +92,14 @@ class RagasScorer:
 
         None when ragas finds no statement in the answer (its NaN).
         """
+        return self.faithfulness_verdicts(question, answer, contexts)[0]
+
+    def faithfulness_verdicts(self, question: str, answer: str, contexts: list[str]) -> tuple[float | None, list[dict]]:
+        """Faithfulness and the judge's verdicts ({statement, reason, verdict} per statement)."""
         sample = SingleTurnSample(user_input=question, response=answer, retrieved_contexts=contexts)
-        value = self._run(self.faithfulness.single_turn_ascore(sample))
-        return _number(value)
+        recorder = VerdictRecorder()
+        value = self._run(self.faithfulness.single_turn_ascore(sample, callbacks=[recorder]))
+        return _number(value), recorder.verdicts
 
     def score_context(self, contexts: list[str], references: list[str]) -> tuple[float | None, float | None]:
         """(precision, recall) of the retrieved passages against the gold pages' text."""

@@ -149,7 +149,8 @@ def _questions(rows: list[dict]) -> str:
         cite_txt = (f"{sum(c['valid'] for c in cites)}/{len(cites)} verbatim, "
                     f"{sum(c['on_gold_page'] for c in cites)}/{len(cites)} on gold") if cites else "–"
         missing = f" missing: {', '.join(r['must_include_missing'])}" if r["must_include_missing"] else ""
-        notes = " ".join(x for x in (r["faithfulness_note"], r["error"]) if x)
+        unsupported = [f"unsupported: \u201c{u['statement']}\u201d ({u['reason']})" for u in r.get("unsupported", [])]
+        notes = " ".join(x for x in (r["faithfulness_note"], *unsupported, r["error"]) if x)
         out.append(
             f"<tr><td>{escape(r['id'])}<br><span class=small>{escape(r['category'])}</span></td>"
             f"<td class=num>{_fmt(r['item_score'])}</td><td>{escape(r['abstention'])}</td>"

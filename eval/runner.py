@@ -25,6 +25,7 @@ from eval.metrics import (
     mean,
     must_include_coverage,
     on_gold_page,
+    one_per_line,
     percentile,
     strip_markers,
 )
@@ -165,7 +166,10 @@ def evaluate_item(item: Item, qa: QA, scorer, pages: PageTexts, generator: str |
         row["faithfulness_note"] = "refused: scored by abstention precision/recall, not faithfulness"
     else:
         try:
-            row["faithfulness"] = scorer.score_faithfulness(item.question, strip_markers(answer.text), contexts)
+            row["faithfulness"], verdicts = scorer.faithfulness_verdicts(
+                item.question, one_per_line(answer.text), contexts)
+            row["unsupported"] = [{"statement": v["statement"], "reason": v["reason"]}
+                                  for v in verdicts if not v["verdict"]]
             if row["faithfulness"] is None:
                 row["faithfulness_note"] = "the judge found no statement in the answer"
         except Exception as exc:  # noqa: BLE001 - a judge failure is reported per item and fails the run
@@ -182,8 +186,9 @@ def _base_row(item: Item) -> dict:
         "answerable": item.answerable, "abstained": None, "answer": "", "generator": "", "index_version": "",
         "citations": [], "retrieved": [], "gold_rank": None, "gold_at_1": None, "gold_at_5": None,
         "gold_at_10": None, "must_include": None, "must_include_missing": [], "citation_precision": None,
-        "citation_validity": None, "faithfulness": None, "faithfulness_note": "", "context_precision": None,
-        "context_recall": None, "abstention": "", "latency_ms": None, "timings_ms": {}, "error": "",
+        "citation_validity": None, "faithfulness": None, "faithfulness_note": "", "unsupported": [],
+        "context_precision": None, "context_recall": None, "abstention": "", "latency_ms": None, "timings_ms": {},
+        "error": "",
     }
 
 

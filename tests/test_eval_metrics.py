@@ -18,6 +18,7 @@ from eval.metrics import (
     gold_rank,
     mean,
     must_include_coverage,
+    one_per_line,
     percentile,
     strip_markers,
 )
@@ -51,6 +52,7 @@ def test_must_include_coverage():
     assert must_include_coverage(text, ["amoxicillin", "500 mg", "5 days"]) == pytest.approx(2 / 3)
     assert must_include_coverage(text, []) is None
     assert strip_markers("Give 5 mg [1]. Stop [2, 3].") == "Give 5 mg. Stop."
+    assert one_per_line("Drug | 5 mg [1] Give it daily [2]. Stop [3, 4];") == "Drug | 5 mg\nGive it daily.\nStop;"
 
 
 def test_gold_ranks():

@@ -100,3 +100,15 @@ def test_containment():
     assert containment("take 5 mg daily", "Adults: take 5 mg daily with food.") == 1.0
     assert containment("take 5 mg daily", "take 50 mg weekly") == 0.0
     assert containment("", "anything") == 0.0
+
+
+def test_verdicts_are_recorded_for_the_report():
+    judge = ScriptedJudge({"statements": ["A is B.", "C is D."]}, _verdicts(("A is B.", 1), ("C is D.", 0)))
+    scorer = RagasScorer(judge)
+    try:
+        score, verdicts = scorer.faithfulness_verdicts("q", "A is B. C is D.", ["A is B."])
+    finally:
+        scorer.close()
+    assert score == 0.5
+    assert verdicts == [{"statement": "A is B.", "reason": "scripted", "verdict": 1},
+                        {"statement": "C is D.", "reason": "scripted", "verdict": 0}]

@@ -111,7 +111,7 @@ def test_report_files_written_and_readable(home: Path, tmp_path: Path, capsys: p
     assert [r["id"] for r in rows] == [f"demo-{i:03d}" for i in range(1, 11)]
     for r in rows:
         assert {"answer", "abstained", "citations", "faithfulness", "gold_at_5", "must_include",
-                "citation_validity", "latency_ms", "context_recall", "item_score"} <= set(r)
+                "citation_validity", "latency_ms", "context_recall", "item_score", "unsupported"} <= set(r)
         if r["abstained"]:
             assert r["faithfulness"] is None and "refused" in r["faithfulness_note"]
     summary = json.loads((out / "summary.json").read_text())
