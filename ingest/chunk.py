@@ -172,9 +172,10 @@ def _table_units(lines: list[str], page: int, section: str) -> list[Unit]:
     while body and not body[-1]:
         body.pop()
     rows: list[str] = []
-    if "" in body:
-        # Layout text separates the rows of a grid with blank lines: each group is one row, its
-        # wrapped cell lines joined, so a row is never cut in half.
+    filled = sum(1 for ln in body if ln)
+    if body.count("") * 3 >= filled:
+        # Layout text separates the rows of a grid with blank lines (at least one per three lines):
+        # each group is one row, its wrapped cell lines joined, so a row is never cut in half.
         group: list[str] = []
         for ln in body + [""]:
             if ln:
@@ -184,7 +185,7 @@ def _table_units(lines: list[str], page: int, section: str) -> list[Unit]:
                 group = []
     else:
         # One line per row; a line without column gaps continues the row above (a wrapped cell).
-        for ln in body:
+        for ln in (x for x in body if x):
             if rows and GAP not in ln and any(GAP in r for r in rows) and len(ln) < 40:
                 rows[-1] += " " + ln
             else:
@@ -263,16 +264,46 @@ def _prefixes(title: str, units: list[Unit], count_tokens: TokenCounter) -> tupl
 
 
 def _split_words(text: str, budget: int, count_tokens: TokenCounter) -> list[str]:
-    """Cut an over-long unit at word boundaries into pieces that fit `budget` word pieces."""
+    """Cut an over-long unit at word boundaries into pieces that fit `budget` word pieces.
+
+    A piece ends before the first word that makes it overflow (a single over-long word is a piece of
+    its own). Counting the growing piece after every word was quadratic (half of all chunking time on
+    the corpus), so each cut is guessed from per-word counts and confirmed with two exact counts.
+    Example: ('a b c d e', 4, one token per word) -> ['a b c d', 'e']
+    """
     words = text.split()
+    sizes = count_tokens(words) if words else []
     pieces: list[str] = []
-    cur: list[str] = []
-    for w in words:
-        cur.append(w)
-        if count_tokens([" ".join(cur)])[0] > budget and len(cur) > 1:
-            cur.pop()
-            pieces.append(" ".join(cur))
-            cur = [w]
-    if cur:
-        pieces.append(" ".join(cur))
+    start = 0
+    while start < len(words):
+        end = _piece_end(words, sizes, start, budget, count_tokens)
+        pieces.append(" ".join(words[start:end]))
+        start = end
     return pieces
+
+
+def _piece_end(words: list[str], sizes: list[int], start: int, budget: int, count_tokens: TokenCounter) -> int:
+    """Index after the last word of the piece that starts at `start` (see _split_words).
+
+    The guess sums per-word counts, which is exact for WordPiece (words are tokenized independently).
+    It is confirmed by counting the guessed piece and the piece one word longer; if either disagrees
+    (another tokenizer), the piece is found word by word. Assumes a longer text never has fewer pieces.
+    """
+    n = len(words)
+    end, total = n, sizes[start]
+    for k in range(start + 1, n):
+        total += sizes[k]
+        if total > budget:
+            end = k
+            break
+    probes = [" ".join(words[start:end])] if end - start >= 2 else []
+    if end < n:
+        probes.append(" ".join(words[start : end + 1]))
+    counts = count_tokens(probes) if probes else []
+    fits = end - start < 2 or counts[0] <= budget
+    if fits and (end == n or counts[-1] > budget):
+        return end
+    for k in range(start + 1, n):  # the guess was wrong: the original word-by-word scan
+        if count_tokens([" ".join(words[start : k + 1])])[0] > budget:
+            return k
+    return n

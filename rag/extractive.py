@@ -1,26 +1,50 @@
 """The default answerer: picks the source sentences and table rows that answer the question, cites each.
 
 It adds no clinical words of its own; every sentence of the answer is a verbatim quote of a passage.
+Thresholds were calibrated on ../shared/eval/dev.jsonl (bench/RESULTS.md, "Answering").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from rag.embedder import Embedder
-from rag.text import content_words, split_sentences, squash
+from rag.text import numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
+from rag.verify import looks_like_instruction
 
-# Calibrated on ../shared/eval/dev.jsonl (see bench/RESULTS.md, "Abstention"): below this best
-# evidence score the documents are taken not to answer the question.
-ABSTAIN_BELOW = 0.50
-# Sentences within this margin of the best one are included too (multi-part answers).
-KEEP_MARGIN = 0.10
-MAX_SENTENCES = 4
-MAX_PER_PASSAGE = 2
-PASSAGES_READ = 6
+# Passages whose sentences are scored (and which are re-ranked by their best sentence).
+PASSAGES_READ = 10
+# Weights of the evidence score: semantic similarity of the sentence (in its passage's context)
+# to the question, and the idf-weighted share of the question's terms found in it.
+W_COSINE, W_TERMS = 0.55, 0.45
+# Below this best evidence score the documents are taken not to answer the question (a floor for
+# questions about other subjects entirely; the answerable dev questions all score above 0.44).
+ABSTAIN_BELOW = 0.40
+# A question term is "specific" when it is rarer than this (idf); the greedy selection prefers
+# sentences that cover specific terms not yet covered.
+SPECIFIC_IDF = 2.5
+# Sentences within this margin of the best are answer candidates; at most this many are quoted.
+KEEP_MARGIN = 0.15
+MAX_SENTENCES = 5
+MAX_PER_PASSAGE = 3
+
+# A technical question term absent from the top passages and found in at most this share of the
+# library's chunks names a subject the documents do not cover (dev set: no answerable question trips it).
+RARE_SHARE = 0.02
+# Terms are compared by their first letters, so 'titrated' meets 'titration'.
+PREFIX = 6
+VERB_ENDINGS = ("ed", "ing", "en", "ly")
+STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
+AMOUNT_QUESTION = re.compile(
+    r"\b(what|which)\b[^?]*\b(dose|dosage|doses|regimen|amount)\b|\bhow (much|many)\b|\bmaximum\b", re.I)
+
+Idf = Callable[[str], float]
+CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d")
 
 
 @dataclass(frozen=True)
@@ -31,8 +55,7 @@ class Candidate:
     text: str
     position: int
     score: float = 0.0
-    cosine: float = 0.0
-    overlap: float = 0.0
+    terms: frozenset[str] = frozenset()
 
 
 def candidates(hits: list[Hit]) -> list[Candidate]:
@@ -41,34 +64,33 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
     for hit in hits[:PASSAGES_READ]:
         c = hit.chunk
         if c.kind == "table":
+            # every row is a candidate; the caption (first line) travels with every part of a table
             lines = [ln for ln in c.text.split("\n") if ln.strip()]
-            head = 2 if len(lines) > 2 else 1  # caption and header travel with every part of a table
-            units = lines[head:] or lines
+            units = lines[1:] if len(lines) > 1 and CAPTION.match(lines[0]) else lines
         else:
             units = split_sentences(c.text)
         for i, u in enumerate(units):
-            if len(u.split()) >= 3:
+            # passages are data: a sentence addressed to a language model is never quoted as evidence
+            if len(u.split()) >= 3 and not looks_like_instruction(u):
                 out.append(Candidate(hit, u.strip(), i))
     return out
 
 
-def score_candidates(question: str, cands: list[Candidate], embedder: Embedder,
+def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, idf: Idf,
                      query_vec: np.ndarray | None = None) -> list[Candidate]:
-    """Evidence score = semantic similarity to the question + share of its content words present."""
+    """Evidence score = W_COSINE * similarity + W_TERMS * idf-weighted share of question terms present."""
     if not cands:
         return []
     q = embedder.embed([question])[0] if query_vec is None else query_vec.reshape(-1)
-    ctx = [_context(c) for c in cands]
-    sims = embedder.embed(ctx) @ q
-    qwords = set(_stems(question))
-    scored = []
+    sims = embedder.embed([_context(c) for c in cands]) @ q
+    qterms = set(stems(question))
+    total = sum(idf(t) for t in qterms) or 1.0
+    out = []
     for c, sim in zip(cands, sims, strict=True):
-        present = set(_stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.text}"))
-        overlap = len(qwords & present) / len(qwords) if qwords else 0.0
-        prior = 0.03 / c.hit.rank
-        scored.append(Candidate(c.hit, c.text, c.position, 0.55 * float(sim) + 0.45 * overlap + prior,
-                                float(sim), overlap))
-    return scored
+        present = qterms & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.text}"))
+        share = sum(idf(t) for t in present) / total
+        out.append(replace(c, score=W_COSINE * float(sim) + W_TERMS * share, terms=frozenset(present)))
+    return out
 
 
 def _context(c: Candidate) -> str:
@@ -76,31 +98,87 @@ def _context(c: Candidate) -> str:
     return f"{c.hit.doc.title} | {c.hit.chunk.section}\n{c.text}"
 
 
-def _stems(text: str) -> list[str]:
-    return [w[:-1] if len(w) > 4 and w.endswith("s") else w for w in content_words(text)]
+def rerank(hits: list[Hit], scored: list[Candidate]) -> list[Hit]:
+    """Order the read passages by their best sentence (then the fused rank); the rest keep their order."""
+    best: dict[str, float] = {}
+    for c in scored:
+        best[c.hit.chunk.chunk_id] = max(best.get(c.hit.chunk.chunk_id, -1.0), c.score)
+    head = sorted(hits[:PASSAGES_READ], key=lambda h: (-best.get(h.chunk.chunk_id, -1.0), h.rank))
+    ordered = head + list(hits[PASSAGES_READ:])
+    return [replace(h, rank=i + 1) for i, h in enumerate(ordered)]
 
 
-def select(scored: list[Candidate]) -> tuple[list[Candidate], bool]:
-    """The sentences to answer with, in reading order, and whether to abstain instead."""
+def select(question: str, scored: list[Candidate], idf: Idf) -> tuple[list[Candidate], bool]:
+    """The sentences to answer with, in reading order, and whether to abstain instead.
+
+    Greedy: the best sentence first, then those close to it, preferring ones that cover question
+    terms not yet covered (multi-part questions), with at most MAX_PER_PASSAGE from one passage.
+    """
     if not scored:
         return [], True
     best = max(scored, key=lambda c: c.score)
     if best.score < ABSTAIN_BELOW:
         return [], True
+    specific = {t for t in set(stems(question)) if idf(t) >= SPECIFIC_IDF}
+    pool = [c for c in scored if c.score >= best.score - KEEP_MARGIN]
     chosen: list[Candidate] = []
+    covered: set[str] = set()
     per_hit: dict[str, int] = {}
-    for c in sorted(scored, key=lambda c: -c.score):
-        if len(chosen) >= MAX_SENTENCES or c.score < best.score - KEEP_MARGIN:
-            break
-        key = c.hit.chunk.chunk_id
-        if per_hit.get(key, 0) >= MAX_PER_PASSAGE or _duplicate(c, chosen):
+    while pool and len(chosen) < MAX_SENTENCES:
+        pick = max(pool, key=lambda c: c.score + 0.1 * len((c.terms & specific) - covered))
+        pool.remove(pick)
+        key = pick.hit.chunk.chunk_id
+        if per_hit.get(key, 0) >= MAX_PER_PASSAGE or _duplicate(pick, chosen):
             continue
         per_hit[key] = per_hit.get(key, 0) + 1
-        chosen.append(c)
+        chosen.append(pick)
+        covered |= pick.terms
+    if asks_for_amount(question) and not any(numbers_with_units(c.text) for c in chosen):
+        return [], True  # a dose question whose evidence states no dose is not answered by it
     chosen.sort(key=lambda c: (c.hit.rank, c.position))
     return chosen, False
 
 
+def asks_for_amount(question: str) -> bool:
+    """True when the question asks for a dose, amount or regimen (so the answer must state one).
+
+    Example: 'What dose of vitamin K is recommended?' -> True
+    """
+    return bool(AMOUNT_QUESTION.search(question))
+
+
+def unsupported_terms(question: str, hits: list[Hit], df: Callable[[str], int], library_size: int,
+                      common: Callable[[str], bool] = lambda t: False) -> list[str]:
+    """Question terms that the top passages never mention and the whole library (almost) never does.
+
+    Such a term names something the documents do not cover ('Lyme disease' in an amoxicillin label),
+    so the question is not answered by them. Common English words (`common`: one word piece in the
+    embedder's vocabulary), inflected verbs and numbers are left out: they are paraphrased too often
+    to be evidence of a missing subject.
+    Example: ('amoxicillin for Lyme disease', [...]) -> ['lyme'] when no passage mentions Lyme
+    """
+    seen: set[str] = set()
+    for h in hits[:PASSAGES_READ // 2]:
+        seen |= set(stems(f"{h.doc.title} {h.chunk.section} {h.chunk.text}"))
+    prefixes = {w[:PREFIX] for w in seen}
+    rare = max(1.0, RARE_SHARE * library_size)
+    out = []
+    for term in {p for t in stems(question) for p in t.split("-")}:
+        if len(term) < 4 or term.isdigit() or term.endswith(VERB_ENDINGS) or STOP_TERMS.match(term) \
+                or common(term):
+            continue
+        if term in seen or term[:PREFIX] in prefixes:
+            continue
+        if df(term[:PREFIX]) <= rare:
+            out.append(term)
+    return sorted(out)
+
+
 def _duplicate(c: Candidate, chosen: list[Candidate]) -> bool:
-    s = squash(c.text)
-    return any(s in squash(o.text) or squash(o.text) in s for o in chosen)
+    """Same text, one inside the other, or near-identical wording (guidelines repeat paragraphs)."""
+    s, words = squash(c.text), set(c.text.lower().split())
+    for o in chosen:
+        other = set(o.text.lower().split())
+        if s in squash(o.text) or squash(o.text) in s or len(words & other) >= 0.7 * len(words | other):
+            return True
+    return False

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import math
+from collections import Counter
+
 import numpy as np
 
 from rag.snapshot import Snapshot
+from rag.text import stems
+
+PREFIX = 6  # letters compared by prefix_df (see rag.extractive.unsupported_terms)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 # \w+ keeps single digits and drug-strength numbers ('5', '325'); bm25s's default drops them.
 TOKEN_PATTERN = r"(?u)\b\w+\b"
@@ -27,6 +35,17 @@ class Lexical:
         self.bm25 = bm25s.BM25()
         self.bm25.index(tokens, show_progress=False)
         self.size = len(texts)
+        # document frequency of each stem, for weighting question terms by how specific they are
+        self.df: Counter[str] = Counter()
+        for t in texts:
+            self.df.update(set(stems(t)))
+        self.prefix_df: Counter[str] = Counter()  # chunks holding a word that starts with a prefix
+        for t in texts:
+            self.prefix_df.update({w[:PREFIX] for w in stems(t)})
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency of a stem (rare terms weigh more; unknown terms the most)."""
+        return math.log(1 + (self.size + 1) / (self.df.get(term, 0) + 0.5))
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for the query."""

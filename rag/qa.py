@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from functools import lru_cache
 
 from rag.config import Settings
 from rag.embedder import Embedder
 from rag.engine import Engine
 from rag.errors import ConfigError
-from rag.extractive import score_candidates, select
 from rag.extractive import candidates as extract_candidates
+from rag.extractive import rerank, score_candidates, select, unsupported_terms
 from rag.retrieve import Filters
 from rag.snapshot import database_path
 from rag.store import Store
@@ -39,8 +40,20 @@ class QA:
         return self.engine.snapshot().gen_id
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        """Hybrid retrieval (dense + BM25, fused by reciprocal rank)."""
-        return self.engine.retrieve(_check_question(question), k, filters)
+        """Hybrid retrieval (dense + BM25, fused by reciprocal rank), re-ranked by best sentence."""
+        question = _check_question(question)
+        qvec = self.engine.embedder.embed([question])
+        hits, _ = self._ranked(question, k, filters, qvec)
+        return hits
+
+    def _ranked(self, question: str, k: int | None, filters: Filters | None, qvec) -> tuple[list[Hit], list]:
+        """Fused hits re-ranked by the evidence score of their best sentence, and the scored sentences."""
+        hits = self.engine.retrieve(question, k, filters, query_vec=qvec)
+        scored = score_candidates(question, extract_candidates(hits), self.engine.embedder,
+                                  self.engine.lexical().idf, qvec[0])
+        ranked = rerank(hits, scored)
+        by_id = {h.chunk.chunk_id: h for h in ranked}
+        return ranked, [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored]
 
     def answer(self, question: str, filters: Filters | None = None, generator: str | None = None,
                k: int | None = None) -> Answer:
@@ -51,11 +64,11 @@ class QA:
             raise ConfigError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}")
         t0 = time.perf_counter()
         qvec = self.engine.embedder.embed([question])
-        hits = self.engine.retrieve(question, k, filters, query_vec=qvec)
+        hits, scored = self._ranked(question, k, filters, qvec)
         t1 = time.perf_counter()
         removed: tuple[dict, ...] = ()
         if name == "extractive":
-            text, cites, abstained = self._extractive(question, hits, qvec)
+            text, cites, abstained = self._extractive(question, hits, scored)
         else:
             from rag.llm import llm_answer
 
@@ -70,9 +83,13 @@ class QA:
                         "total": round((t2 - t0) * 1000, 1)},
         )
 
-    def _extractive(self, question: str, hits: list[Hit], qvec) -> tuple[str, list[Citation], bool]:
-        scored = score_candidates(question, extract_candidates(hits), self.engine.embedder, qvec[0])
-        chosen, abstained = select(scored)
+    def _extractive(self, question: str, hits: list[Hit], scored: list) -> tuple[str, list[Citation], bool]:
+        lexical = self.engine.lexical()
+        count = self.engine.embedder.count_tokens
+        if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size,
+                             lambda term: count([term])[0] == 1):
+            return "", [], True
+        chosen, abstained = select(question, scored, lexical.idf)
         if abstained:
             return "", [], True
         cites: list[Citation] = []
@@ -83,20 +100,30 @@ class QA:
         return " ".join(parts), cites, False
 
     def _quote_page(self, n: int, hit: Hit, quote: str) -> Citation:
-        """A citation whose page is the one (of the passage's span) that holds the quote verbatim."""
-        chunk = hit.chunk
-        if chunk.page_end > chunk.page:
-            store = Store(database_path(self.settings.home), readonly=True)
-            try:
-                for page in range(chunk.page, chunk.page_end + 1):
-                    if is_verbatim(quote, store.page_text(chunk.doc_id, page) or ""):
-                        if page != chunk.page:
-                            from dataclasses import replace
+        """A citation on the one page (of the passage's span) that holds the quote verbatim.
 
-                            hit = replace(hit, chunk=replace(chunk, page=page, page_end=page))
-                        break
-            finally:
-                store.close()
+        A sentence that runs over a page break is quoted up to the break (or from it), so that the
+        quote is always verbatim on the page the citation names.
+        """
+        chunk = hit.chunk
+        if chunk.page_end <= chunk.page:
+            return Citation(n=n, hit=hit, quote=quote)
+        store = Store(database_path(self.settings.home), readonly=True)
+        try:
+            pages = {p.number: p for p in store.pages(chunk.doc_id) if chunk.page <= p.number <= chunk.page_end}
+        finally:
+            store.close()
+        for page in pages.values():
+            if is_verbatim(quote, page.text):
+                return Citation(n=n, hit=_on_page(hit, page.number, page.label), quote=quote)
+        words = quote.split()
+        first, last = pages.get(chunk.page), pages.get(chunk.page_end)
+        for cut in range(len(words) - 1, 0, -1):  # longest part on the first page, else on the last
+            head, tail = " ".join(words[:cut]), " ".join(words[len(words) - cut:])
+            if first and is_verbatim(head, first.text):
+                return Citation(n=n, hit=_on_page(hit, first.number, first.label), quote=head)
+            if last and is_verbatim(tail, last.text):
+                return Citation(n=n, hit=_on_page(hit, last.number, last.label), quote=tail)
         return Citation(n=n, hit=hit, quote=quote)
 
     def _generator(self, name: str):
@@ -105,6 +132,14 @@ class QA:
 
             self._generators[name] = make_generator(name, self.settings)
         return self._generators[name]
+
+
+def _on_page(hit: Hit, page: int, label: str) -> Hit:
+    """The hit with its chunk narrowed to one page and that page's printed label."""
+    c = hit.chunk
+    if (c.page, c.page_end) == (page, page):
+        return hit
+    return replace(hit, chunk=replace(c, page=page, page_end=page, page_label=label))
 
 
 def _check_question(question: str) -> str:

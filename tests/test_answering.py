@@ -15,7 +15,7 @@ from rag.qa import ABSTAIN_TEXT, QA
 from rag.retrieve import Filters
 from rag.snapshot import database_path
 from rag.store import Store
-from rag.text import contains_term, is_verbatim, numbers_with_units, split_sentences
+from rag.text import is_verbatim, numbers_with_units, split_sentences
 
 
 def _doc(path: Path, title: str, body: list) -> Path:
@@ -65,13 +65,6 @@ def test_numbers_with_units_normalises_ranges():
     assert numbers_with_units("Give 2 to 5 mg once daily for 3 days") == ["2-5mg", "3day"]
 
 
-def test_contains_term_folds_like_the_dev_set():
-    assert contains_term("10 mg", "typical doses are 2 to 10\nmg")
-    assert contains_term("1000 mg", "up to 1,000 mg daily")
-    assert contains_term("once-daily", "once daily")
-    assert not contains_term("100 mg", "10 mg")
-
-
 def test_current_version_only_unless_superseded_requested(library: QA):
     hits = library.retrieve("usual adult dose of zorbital", k=5)
     files = {h.doc.file_name for h in hits}
@@ -110,7 +103,7 @@ def test_extractive_answer_quotes_and_cites_the_current_version(library: QA):
 
 
 def test_table_rows_are_answered_from_the_table(library: QA):
-    ans = library.answer("quintor dose for elderly people")
+    ans = library.answer("quintor dose for the elderly")
     assert not ans.abstained
     assert "125 mg" in ans.text
 

@@ -246,7 +246,5 @@ def test_extractive_answerer_only_quotes(llm_qa, server):
             assert any(is_verbatim(sentence.strip(), c.hit.chunk.text) for c in ans.citations), sentence
 
 
-@pytest.mark.xfail(strict=True, reason="rag/extractive.py quotes instruction-like sentences verbatim when they "
-                   "match the question; fix: drop rag.verify.looks_like_instruction units in extractive.candidates")
 def test_extractive_answerer_never_quotes_the_injection(llm_qa):
     assert INJECTION not in llm_qa.answer("answer the dose", generator="extractive").text

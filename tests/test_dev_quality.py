@@ -1,0 +1,91 @@
+"""Answering quality on ../shared/eval/dev.jsonl against the targets of the answering issue (slow tier).
+
+Each target is its own test so that a regression names the metric. Targets the default answerer does
+not reach yet are marked xfail(strict=True) with the measured figure: when one starts passing, the
+strict xfail fails and the mark must be removed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import DEV_SET
+
+from eval.dataset import load_dataset
+from eval.metrics import citation_validity, gold_rank, must_include_coverage
+from rag.config import Settings
+from rag.engine import Engine
+from rag.qa import QA
+from rag.snapshot import database_path
+from rag.store import Store
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not DEV_SET.exists(), reason=f"{DEV_SET} not found")]
+
+
+@pytest.fixture(scope="module")
+def runs(corpus_home: Path, real_embedder):
+    """(item, answer) for every dev question, answered once."""
+    settings = Settings.from_env(home=corpus_home)
+    qa = QA(settings, engine=Engine(settings, real_embedder))
+    return [(item, qa.answer(item.question)) for item in load_dataset(DEV_SET)]
+
+
+def _answerable(runs):
+    return [(i, a) for i, a in runs if i.answerable]
+
+
+@pytest.mark.xfail(strict=True, reason="measured 16/25 = 64% at rank 1 (target 85%): no offline cross-encoder")
+def test_gold_page_at_rank_1(runs):
+    ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
+    assert sum(r == 1 for r in ranks) / len(ranks) >= 0.85
+
+
+@pytest.mark.xfail(strict=True, reason="measured 24/25 = 96% in the top 5 (target 97%)")
+def test_gold_page_in_top_5(runs):
+    ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
+    assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.97
+
+
+def test_gold_page_in_top_5_floor(runs):
+    """The level reached now, as a regression floor below the target."""
+    ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
+    assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.92
+
+
+def test_unanswerable_questions_abstain(runs):
+    un = [a for i, a in runs if not i.answerable]
+    assert sum(a.abstained for a in un) / len(un) >= 0.80
+
+
+def test_answerable_questions_rarely_abstain(runs):
+    ans = _answerable(runs)
+    assert sum(a.abstained for _, a in ans) / len(ans) <= 0.05
+
+
+@pytest.mark.xfail(strict=True, reason="measured 54/67 = 81% of must_include terms (target 85%)")
+def test_must_include_terms_in_answers(runs):
+    found = total = 0
+    for i, a in _answerable(runs):
+        cov = must_include_coverage(a.text, i.must_include) or 0.0
+        found += cov * len(i.must_include)
+        total += len(i.must_include)
+    assert found / total >= 0.85
+
+
+def test_must_include_floor(runs):
+    """The level reached now, as a regression floor below the target."""
+    found = total = 0.0
+    for i, a in _answerable(runs):
+        found += (must_include_coverage(a.text, i.must_include) or 0.0) * len(i.must_include)
+        total += len(i.must_include)
+    assert found / total >= 0.75
+
+
+def test_every_quote_is_verbatim_on_its_cited_page(runs, corpus_home: Path):
+    store = Store(database_path(corpus_home), readonly=True)
+    try:
+        for _, a in runs:
+            assert citation_validity(a.citations, store.page_text) in (None, 1.0), a.question
+    finally:
+        store.close()
