@@ -180,6 +180,7 @@ def _prepare_all(
         futures: list[Future | None] = [pool.submit(_timed_extract, f) for f, _ in todo] if pool else [None] * len(todo)
         pages_done = chunks_done = 0
         for (path, sha), fut in zip(todo, futures, strict=True):
+            waited = time.perf_counter()
             try:
                 ext, secs = fut.result() if fut else _timed_extract(path)
             except BadDocument as exc:
@@ -190,6 +191,8 @@ def _prepare_all(
                 report.failed.append({"file": str(path), "error": f"{path.name}: extraction failed ({exc})"})
                 continue
             report.seconds["extract"] = report.seconds.get("extract", 0.0) + secs
+            # the main process idle on extraction: near 0 when extraction overlaps the embedding
+            report.seconds["wait"] = report.seconds.get("wait", 0.0) + time.perf_counter() - waited
             pages_done += len(ext.pages)
             tick("pages", pages_done, 0)
             item = _prepare_one(path, sha, ext, settings, embedder, store, family, version, report)

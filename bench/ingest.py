@@ -1,0 +1,229 @@
+"""Ingest throughput on the real corpus: a first ingest into a fresh home, its stages against the raw
+`SentenceTransformer.encode` floor, an unchanged re-ingest, and new versions of one document.
+
+    python bench/ingest.py [--corpus DIR] [--threads N] [--extract-workers N] [--batch-size N] [--json PATH]
+
+Prints Markdown tables (copied into the '## Ingest' section of bench/RESULTS.md by hand, with the
+load at the time). A benchmark, not a test: it never fails on a time. On a shared host, compare the
+CPU-second columns as well as wall time: they move far less with other people's load.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before torch loads: the product sets this too (rag/config.py); spin-waiting OpenMP threads on a busy
+# 2-core host steal the extractor's core.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ingest.pipeline import IngestReport, ingest  # noqa: E402
+from rag.config import Settings  # noqa: E402
+from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
+from rag.store import Store  # noqa: E402
+
+log = logging.getLogger("bench.ingest")
+CORPUS = ROOT.parent / "shared" / "corpus"
+STAGES = ("hash", "extract", "wait", "chunk", "embed", "publish", "total")
+LLAMA_INDEX = "llama-index defaults, same model, this corpus: 98 s for 1,061 pages, 20 chunks/s, 93% truncated"
+
+
+def machine() -> dict:
+    """Cores, CPU model (from /proc/cpuinfo), Python and torch versions."""
+    import torch
+
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(), "torch": torch.__version__}
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(this process, its reaped children) user+system CPU seconds."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def peak_rss_mb() -> tuple[float, float]:
+    """Peak resident set size of this process and of its largest reaped child, in MiB (Linux: ru_maxrss in KiB)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_maxrss / 1024, kids.ru_maxrss / 1024
+
+
+def measured(fn, *args, **kwargs) -> tuple[object, dict]:
+    """Call fn and return (its result, wall/CPU seconds and the 1-minute load before and after)."""
+    load0 = os.getloadavg()[0]
+    c0, k0 = cpu_seconds()
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    wall = time.perf_counter() - t0
+    c1, k1 = cpu_seconds()
+    return out, {"wall": wall, "cpu_main": c1 - c0, "cpu_children": k1 - k0,
+                 "load_before": load0, "load_after": os.getloadavg()[0]}
+
+
+def embedded_texts(home: Path) -> list[str]:
+    """The distinct texts the pipeline gave the embedder (`Chunk.embed_text(title)`), in ingest order."""
+    store = Store(home / "gqa.sqlite", readonly=True)
+    try:
+        texts = [c.embed_text(d.title) for d in store.documents() for c in store.chunks_of(d.doc_id)]
+    finally:
+        store.close()
+    return list(dict.fromkeys(texts))
+
+
+def floor(embedder: SentenceTransformerEmbedder, texts: list[str]) -> dict:
+    """Time one raw `SentenceTransformer.encode` over all texts, with the embedder's batch size."""
+    def encode() -> None:
+        embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True,
+                              convert_to_numpy=True, show_progress_bar=False)
+
+    _, m = measured(encode)
+    return m
+
+
+def truncation(embedder: SentenceTransformerEmbedder, texts: list[str]) -> dict:
+    """How many embedded texts exceed the model's window (256 word pieces with [CLS] and [SEP])."""
+    counts = embedder.count_tokens(texts)
+    return {"texts": len(texts), "max_word_pieces": max(counts, default=0),
+            "over_256": sum(n > 256 for n in counts),
+            "truncated": sum(n + 2 > embedder.max_seq_length for n in counts)}
+
+
+def new_version(src: Path, out_dir: Path, metadata: dict[str, str]) -> Path:
+    """Write `src` again under its own name in `out_dir`, with `metadata` changed (a pypdf incremental update)."""
+    import pypdf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / src.name
+    writer = pypdf.PdfWriter(src, incremental=True)
+    writer.add_metadata(metadata)
+    with open(dst, "wb") as fh:
+        writer.write(fh)
+    return dst
+
+
+def run_ingest(paths: list[Path], settings: Settings, embedder, workers: int | None) -> tuple[IngestReport, dict]:
+    """One timed ingest (`workers` None: ingest's default); exits when any file failed."""
+    kwargs = {} if workers is None else {"extract_workers": workers}
+    report, m = measured(ingest, paths, settings, embedder, **kwargs)
+    assert isinstance(report, IngestReport)
+    if report.failed:
+        raise SystemExit(f"ingest failed for some files: {report.failed}")
+    return report, m
+
+
+def first_table(r: IngestReport, m: dict, fl: dict, trunc: dict, rss: tuple[float, float]) -> str:
+    """The first ingest: counts, stage seconds, throughput, memory and the ratio to the encode floor."""
+    s = r.seconds
+    rows = [
+        ("pages", f"{r.pages}"), ("chunks", f"{r.chunks} ({r.embedded} embedded)"),
+        *[(f"{k} s", f"{s.get(k, 0.0):.1f}") for k in STAGES],
+        ("wall s (ingest call)", f"{m['wall']:.1f}"),
+        ("CPU s main / extractor", f"{m['cpu_main']:.1f} / {m['cpu_children']:.1f}"),
+        ("pages/s", f"{r.pages / m['wall']:.1f}"), ("chunks/s", f"{r.chunks / m['wall']:.1f}"),
+        ("peak RSS MiB main / extractor", f"{rss[0]:.0f} / {rss[1]:.0f}"),
+        ("raw encode s (wall / CPU)", f"{fl['wall']:.1f} / {fl['cpu_main']:.1f}"),
+        ("ingest wall / encode wall (target <= 1.15)", f"{m['wall'] / fl['wall']:.2f}"),
+        ("ingest CPU / encode CPU", f"{(m['cpu_main'] + m['cpu_children']) / fl['cpu_main']:.2f}"),
+        ("texts over 256 word pieces / truncated", f"{trunc['over_256']} / {trunc['truncated']} of {trunc['texts']}"
+                                                    f" (max {trunc['max_word_pieces']})"),
+        ("load 1-min before / after ingest", f"{m['load_before']:.1f} / {m['load_after']:.1f}"),
+        ("load 1-min before / after encode", f"{fl['load_before']:.1f} / {fl['load_after']:.1f}"),
+    ]
+    return "\n".join(["| first ingest | value |", "| --- | ---: |", *[f"| {a} | {b} |" for a, b in rows]])
+
+
+def later_table(first: tuple[IngestReport, dict], later: list[tuple[str, IngestReport, dict, int]]) -> str:
+    """Re-ingest and new versions against the first ingest; 'share' is the changed pages' share of the corpus."""
+    r0, m0 = first
+    lines = ["| run | pages | embedded | wall s | % of first | page share | wall / (share x first) | load |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r, m, pages in later:
+        share = pages / r0.pages
+        prop = f"{m['wall'] / (share * m0['wall']):.2f}" if pages else "-"
+        lines.append(f"| {name} | {r.pages} | {r.embedded} | {m['wall']:.2f} | {100 * m['wall'] / m0['wall']:.1f}% "
+                     f"| {100 * share:.1f}% | {prop} | {m['load_before']:.1f} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line flags."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", type=Path, default=CORPUS, help="folder of PDFs (default ../shared/corpus)")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("--extract-workers", type=int, default=None, help="extraction processes (default: ingest's)")
+    p.add_argument("--batch-size", type=int, default=None, help="encode batch size (default: Settings)")
+    p.add_argument("--doc", default="fda_warfarin_label_2025.pdf", help="document re-ingested as a new version")
+    p.add_argument("--json", type=Path, help="also write the raw figures here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every scenario in one process and print the tables."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if not args.corpus.is_dir():
+        print(f"corpus folder {args.corpus} not found; pass --corpus DIR", file=sys.stderr)
+        return 1
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="gqa-bench-ingest-"))
+    try:
+        settings = Settings.from_env(home=tmp / "home")
+        embedder = SentenceTransformerEmbedder(settings.embed_model, "cpu",
+                                               args.batch_size or settings.embed_batch_size)
+        embedder.embed(["warm-up: load the weights and allocate the first batch"])
+        workers = args.extract_workers
+        first = run_ingest([args.corpus], settings, embedder, workers)
+        rss = peak_rss_mb()
+        texts = embedded_texts(settings.home)
+        fl = floor(embedder, texts)
+        trunc = truncation(embedder, texts)
+        src = args.corpus / args.doc
+        doc_pages = len(__import__("pypdf").PdfReader(src).pages)
+        later = [("re-ingest, unchanged", *run_ingest([args.corpus], settings, embedder, workers), 0)]
+        same = new_version(src, tmp / "v2", {"/Subject": "bench: new version, same text"})
+        later.append((f"new version of {args.doc}, same text", *run_ingest([same], settings, embedder, workers),
+                      doc_pages))
+        retitled = new_version(src, tmp / "v3", {"/Title": "Warfarin sodium tablets (bench revision)"})
+        later.append((f"new version of {args.doc}, new title (all chunks re-embedded)",
+                      *run_ingest([retitled], settings, embedder, workers), doc_pages))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    info = machine()
+    print(f"machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, torch {info['torch']} "
+          f"({torch.get_num_threads()} threads), batch {embedder.batch_size}\n")
+    print(first_table(*first, fl, trunc, rss) + "\n")
+    print(later_table(first, later) + "\n")
+    print(f"reference: {LLAMA_INDEX}")
+    if args.json:
+        raw = {"machine": info, "first": {"report": first[0].to_json(), **first[1]}, "floor": fl,
+               "truncation": trunc, "peak_rss_mb": rss,
+               "later": [{"run": n, "report": r.to_json(), **m} for n, r, m, _ in later]}
+        args.json.write_text(json.dumps(raw, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
