@@ -64,9 +64,10 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
     for hit in hits[:PASSAGES_READ]:
         c = hit.chunk
         if c.kind == "table":
-            # every row is a candidate; the caption (first line) travels with every part of a table
+            # every row is a candidate; the caption and header travel with every part of a table
             lines = [ln for ln in c.text.split("\n") if ln.strip()]
-            units = lines[1:] if len(lines) > 1 and CAPTION.match(lines[0]) else lines
+            head = (2 if len(lines) > 2 else 1) if CAPTION.match(lines[0]) else 0
+            units = lines[head:]
         else:
             units = split_sentences(c.text)
         for i, u in enumerate(units):

@@ -12,7 +12,6 @@ from rag.snapshot import Snapshot
 from rag.text import stems
 
 PREFIX = 6  # letters compared by prefix_df (see rag.extractive.unsupported_terms)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 # \w+ keeps single digits and drug-strength numbers ('5', '325'); bm25s's default drops them.
 TOKEN_PATTERN = r"(?u)\b\w+\b"
@@ -24,6 +23,8 @@ class Lexical:
     def __init__(self, snap: Snapshot) -> None:
         import bm25s
         import Stemmer
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
         self._bm25s = bm25s
         self.stemmer = Stemmer.Stemmer("english")
