@@ -122,10 +122,12 @@ def format_report(report) -> str:
     """The human summary table of an ingest."""
     rows: list[tuple[str, str, str]] = []
     for e in report.added:
-        note = f"version {e['version']}" + (f", older than current {e['superseded_by']}" if e.get("superseded_by") else "")
+        older = f", older than current {e['superseded_by']}" if e.get("superseded_by") else ""
+        note = f"version {e['version']}{older}"
         rows.append(("added", _name(e["file"]), note))
     for e in report.new_version:
-        rows.append(("new version", _name(e["file"]), f"version {e['version']}, supersedes {', '.join(e['supersedes'])}"))
+        supersedes = ", ".join(e["supersedes"])
+        rows.append(("new version", _name(e["file"]), f"version {e['version']}, supersedes {supersedes}"))
     for e in report.unchanged:
         rows.append(("unchanged", _name(e["file"]), f"version {e['version']} (identical bytes)"))
     for e in report.failed:

@@ -49,10 +49,10 @@ def extract_pdf(path: Path) -> Extracted:
         reader = pypdf.PdfReader(path, strict=False)
         if reader.is_encrypted:
             try:
-                ok = reader.decrypt("")
+                opened = bool(reader.decrypt(""))  # many PDFs are encrypted with an empty user password
             except Exception:  # noqa: BLE001 - pypdf raises several types for unsupported crypto
-                ok = 0
-            if not ok:
+                opened = False
+            if not opened:
                 raise BadDocument(f"{name}: encrypted PDF; a password is required (ingest a decrypted copy)")
         n = len(reader.pages)
         labels = _labels(reader, n)

@@ -1,4 +1,7 @@
-"""The ingest pipeline: collect -> hash -> extract -> chunk -> embed -> publish, one file's failure never stopping the rest."""
+"""The ingest pipeline: collect -> hash -> extract -> chunk -> embed -> publish.
+
+One file's failure never stops the rest, and nothing published is lost.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from pathlib import Path
 
 import numpy as np
@@ -270,9 +273,10 @@ def _prepare_one(
     report.chunks += len(chunks)
     doc = Document(
         doc_id=doc_id, sha256=sha, file_name=path.name, title=title,
-        family=family or derive_family(path.name), version=version or derive_version(path.name, ext.title, ext.meta_year),
+        family=family or derive_family(path.name),
+        version=version or derive_version(path.name, ext.title, ext.meta_year),
         doc_type=derive_doc_type(path.name, ext.title), status="current", pages=len(ext.pages),
-        chunks=len(chunks), ingested_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        chunks=len(chunks), ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     return _Prepared(doc, ext.pages, chunks, hashes, str(path.resolve()))
 
@@ -306,7 +310,7 @@ def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, 
     chunk_ids = prev_ids + new_ids
     statuses = {d.doc_id: d.status for d in docs}
     gen_id = sha256_hex(dumps({"chunks": chunk_ids, "status": statuses, "embedder": embedder.id}), 16)
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     write_generation(settings.home, gen_id, index, chunk_ids,
                      {"gen_id": gen_id, "embedder_id": embedder.id, "dim": embedder.dim, "created_at": now,
                       "vectors": len(chunk_ids), "documents": statuses})
