@@ -64,8 +64,8 @@ class SentenceTransformerEmbedder:
         self.model = SentenceTransformer(str(folder), device=self.device, local_files_only=True)
         self.batch_size = batch_size or default_batch_size(self.device)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(get_dim() or 0)  # type: ignore[arg-type]
-        self.max_seq_length = int(self.model.max_seq_length)
+        self.dim = int(get_dim() or 0)
+        self.max_seq_length = int(self.model.max_seq_length or 256)
         self.id = f"{folder.name}:dim{self.dim}:seq{self.max_seq_length}:norm"
         self._lock = threading.Lock()  # Streamlit serves sessions from threads; one encode at a time
         log.info("embedder %s on %s", self.id, self.device)
