@@ -25,6 +25,7 @@ import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         retitled = new_version(src, tmp / "v3", {"/Title": "Warfarin sodium tablets (bench revision)"})
         later.append((f"new version of {args.doc}, new title (all chunks re-embedded)",
                       *run_ingest([retitled], settings, embedder, workers), doc_pages))
+        alone = new_version(src, tmp / "v4", {"/Title": "Warfarin sodium tablets (bench, alone)"})
+        later.append(("yardstick: that document alone into an empty home",
+                      *run_ingest([alone], replace(settings, home=tmp / "alone"), embedder, workers), doc_pages))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     info = machine()

@@ -185,12 +185,10 @@ def _prepare_all(
     try:
         futures: list[Future | None] = [pool.submit(_timed_extract, f) for f, _ in todo] if pool else [None] * len(todo)
         pages_done = chunks_done = 0
-        for i, ((path, sha), fut) in enumerate(zip(todo, futures, strict=True)):
+        for (path, sha), fut in zip(todo, futures, strict=True):
             waited = time.perf_counter()
             try:
                 ext, secs = fut.result() if fut else _timed_extract(path)
-                if i == len(todo) - 1:
-                    threads.restore()  # extraction is over: the last file's embedding gets every core
             except BadDocument as exc:
                 report.failed.append({"file": str(path), "error": str(exc)})
                 continue
@@ -203,6 +201,8 @@ def _prepare_all(
             report.seconds["wait"] = report.seconds.get("wait", 0.0) + time.perf_counter() - waited
             pages_done += len(ext.pages)
             tick("pages", pages_done, 0)
+            if all(f is None or f.done() for f in futures):
+                threads.restore()  # extraction is over: embedding the backlog gets every core
             item = _prepare_one(path, sha, ext, settings, embedder, store, family, version, report)
             if item is None:
                 continue
@@ -221,8 +221,10 @@ class _TorchThreads:
 
     On 2 cores, 2 torch threads beside a busy extraction worker are 3 runnable threads: the torch
     threads wait on each other at every operator while the worker holds a core (1 thread embedded
-    about 1.6x more texts per CPU-second there, see bench/RESULTS.md). Torch is only touched when an
-    embedder already loaded it; the setting is process-wide, so it is put back when extraction ends.
+    1.2-1.9x more texts per CPU-second on the busy host, see bench/RESULTS.md). Torch is only touched
+    when an embedder already loaded it. The setting is process-wide and applies to the calling thread
+    (OpenMP), so the main loop restores it itself, before the first document it embeds after the
+    last extraction finished.
     """
 
     def __init__(self, workers: int) -> None:
