@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +17,10 @@ log = logging.getLogger(__name__)
 
 # First field of every manifest; bump when the on-disk layout changes.
 FORMAT_VERSION = "gqa-index v1"
-# Above this many vectors an approximate index pays for itself (see bench/RESULTS.md).
-EXACT_LIMIT = 200_000
-# IVF lists probed per query: with 4000 lists at 1M clustered synthetic vectors, 64 gave recall@10
-# 0.93 and 128 gave 0.97 against exact search (bench/RESULTS.md, '## Query'). Fixed, not scaled with
-# the list count: smaller corpora probe a larger share (higher recall); re-measure well above 1M.
-IVF_NPROBE = 128
-# Training rows per IVF list: faiss wants at least ~39; more only lengthens k-means on 2 cores.
-TRAIN_PER_LIST = 40
+# Above this many vectors the approximate index (HNSW) is used. Exact search scans every vector: on
+# 2 cores 16-27 ms at 100,000 (over the whole 15 ms retrieval budget), half that at 50,000; HNSW
+# answers in 1-2 ms with recall@10 0.99 at 100k and 0.97 at 1M (bench/RESULTS.md, '## Query').
+EXACT_LIMIT = 50_000
 
 
 def _faiss():
@@ -42,58 +37,19 @@ def gpu_count() -> int:
 
 
 def new_index(dim: int, n_expected: int = 0, train: np.ndarray | None = None):
-    """An inner-product index: exact (flat) up to EXACT_LIMIT vectors, else IVF (see ivf_index).
+    """An inner-product index: exact (flat) up to EXACT_LIMIT vectors, else HNSW.
 
-    Vectors are unit length, so inner product is cosine similarity. The IVF index trains on `train`
-    when given, else on a sample of the first rows added to it.
+    Vectors are unit length, so inner product is cosine similarity. HNSW needs no training and met
+    the 1M targets on 2 cores; IVF (bench/query.py's comparison) builds 7x faster and runs on a GPU,
+    but searches 5-10x slower at the same recall. `train` is unused (kept for an index type needing it).
     """
     faiss = _faiss()
     if n_expected <= EXACT_LIMIT:
         return faiss.IndexFlatIP(dim)
-    index = ivf_index(dim, n_expected)
-    if train is not None:
-        index.train(_training_sample(train, index.nlist))
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.hnsw.efSearch = 128
     return index
-
-
-def ivf_index(dim: int, n_expected: int):
-    """IVF-Flat with about 4*sqrt(n) lists probed IVF_NPROBE at a time.
-
-    Chosen over HNSW from bench/RESULTS.md: at 1M vectors on 2 cores it builds in minutes where HNSW
-    takes about an hour, meets the recall and latency targets, and has a GPU implementation.
-    """
-    faiss = _faiss()
-    nlist = max(1, int(4 * n_expected**0.5))
-    index = _self_training_ivf()(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.nprobe = min(IVF_NPROBE, nlist)
-    return index
-
-
-def _training_sample(x: np.ndarray, nlist: int) -> np.ndarray:
-    """A seeded sample of TRAIN_PER_LIST rows per list (all rows when there are fewer)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    want = TRAIN_PER_LIST * nlist
-    if len(x) <= want:
-        return x
-    return x[np.sort(np.random.default_rng(0).choice(len(x), want, replace=False))]
-
-
-@lru_cache(maxsize=1)
-def _self_training_ivf():
-    """IndexIVFFlat whose first `add` trains it on a sample of the rows (callers add as to a flat index).
-
-    Only the Python object has this behaviour; written to disk and read back it is a plain, trained
-    IndexIVFFlat. Defined lazily because faiss is imported lazily.
-    """
-    faiss = _faiss()
-
-    class SelfTrainingIVF(faiss.IndexIVFFlat):
-        def add(self, x):
-            if not self.is_trained:
-                self.train(_training_sample(x, self.nlist))
-            faiss.IndexIVFFlat.add(self, x)
-
-    return SelfTrainingIVF
 
 
 def to_device(index):
