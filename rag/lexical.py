@@ -38,11 +38,11 @@ class Lexical:
         self.size = len(texts)
         # document frequency of each stem, for weighting question terms by how specific they are
         self.df: Counter[str] = Counter()
-        for t in texts:
-            self.df.update(set(stems(t)))
         self.prefix_df: Counter[str] = Counter()  # chunks holding a word that starts with a prefix
         for t in texts:
-            self.prefix_df.update({w[:PREFIX] for w in stems(t)})
+            words = set(stems(t))
+            self.df.update(words)
+            self.prefix_df.update({w[:PREFIX] for w in words})
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a stem (rare terms weigh more; unknown terms the most)."""
