@@ -181,9 +181,11 @@ def _prepare_all(
     if not todo:
         return prepared
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 0 and len(todo) > 1 else None
-    threads = _TorchThreads(workers if pool else 0)
+    futures: list[Future | None] = [None] * len(todo)
+    threads = _TorchThreads(workers if pool else 0, futures)
     try:
-        futures: list[Future | None] = [pool.submit(_timed_extract, f) for f, _ in todo] if pool else [None] * len(todo)
+        if pool:
+            futures[:] = [pool.submit(_timed_extract, f) for f, _ in todo]
         pages_done = chunks_done = 0
         for (path, sha), fut in zip(todo, futures, strict=True):
             waited = time.perf_counter()
@@ -201,11 +203,10 @@ def _prepare_all(
             report.seconds["wait"] = report.seconds.get("wait", 0.0) + time.perf_counter() - waited
             pages_done += len(ext.pages)
             tick("pages", pages_done, 0)
-            if all(f is None or f.done() for f in futures):
-                threads.restore()  # extraction is over: embedding the backlog gets every core
-            item = _prepare_one(path, sha, ext, settings, embedder, store, family, version, report)
+            item = _prepare_one(path, sha, ext, settings, embedder, family, version, report)
             if item is None:
                 continue
+            _embed_missing(item, embedder, store, report, threads.poll)
             prepared.append(item)
             chunks_done += len(item.chunks)
             tick("chunks", chunks_done, 0)
@@ -223,16 +224,22 @@ class _TorchThreads:
     threads wait on each other at every operator while the worker holds a core (1 thread embedded
     1.2-1.9x more texts per CPU-second on the busy host, see bench/RESULTS.md). Torch is only touched
     when an embedder already loaded it. The setting is process-wide and applies to the calling thread
-    (OpenMP), so the main loop restores it itself, before the first document it embeds after the
-    last extraction finished.
+    (OpenMP), so the main loop polls between encode calls and restores it once every extraction
+    future is done.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, futures: list[Future | None]) -> None:
         self.torch = sys.modules.get("torch") if workers > 0 else None
+        self.futures = futures
         self.before = 0
         if self.torch is not None:
             self.before = self.torch.get_num_threads()
             self.torch.set_num_threads(max(1, min(self.before, (os.cpu_count() or 1) - workers)))
+
+    def poll(self) -> None:
+        """Restore the thread count once extraction is over: embedding the backlog gets every core."""
+        if self.torch is not None and all(f is None or f.done() for f in self.futures):
+            self.restore()
 
     def restore(self) -> None:
         """Give torch back the thread count it had (idempotent)."""
@@ -248,10 +255,10 @@ def _timed_extract(path: Path) -> tuple[Extracted, float]:
 
 
 def _prepare_one(
-    path: Path, sha: str, ext: Extracted, settings: Settings, embedder: Embedder, store: Store,
-    family: str | None, version: str | None, report: IngestReport,
+    path: Path, sha: str, ext: Extracted, settings: Settings, embedder: Embedder, family: str | None,
+    version: str | None, report: IngestReport,
 ) -> _Prepared | None:
-    """Chunk one extracted document and make sure every chunk's vector is in the cache."""
+    """Chunk one extracted document and describe it (its vectors are cached by _embed_missing)."""
     doc_id = sha[:16]
     title = clean_title(ext.title)
     t = time.perf_counter()
@@ -261,16 +268,7 @@ def _prepare_one(
     if not chunks:
         report.failed.append({"file": str(path), "error": f"{path.name}: no extractable text; OCR is not supported"})
         return None
-    texts = [c.embed_text(title) for c in chunks]
-    hashes = [sha256_hex(f"{embedder.id}\n{x}", 32) for x in texts]
-    t = time.perf_counter()
-    cached = store.cached_vectors(sorted(set(hashes)), embedder.id, embedder.dim)
-    missing = {h: x for h, x in zip(hashes, texts, strict=True) if h not in cached}
-    if missing:
-        vecs = embedder.embed(list(missing.values()))
-        store.cache_vectors(dict(zip(missing.keys(), vecs, strict=True)), embedder.id)
-    report.seconds["embed"] = report.seconds.get("embed", 0.0) + time.perf_counter() - t
-    report.embedded += len(missing)
+    hashes = [sha256_hex(f"{embedder.id}\n{c.embed_text(title)}", 32) for c in chunks]
     report.pages += len(ext.pages)
     report.chunks += len(chunks)
     doc = Document(
@@ -281,6 +279,29 @@ def _prepare_one(
         chunks=len(chunks), ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     return _Prepared(doc, ext.pages, chunks, hashes, str(path.resolve()))
+
+
+# Texts per encode call: the pipeline polls between calls (see _TorchThreads), and a crash keeps
+# the slices already cached.
+EMBED_SLICE = 128
+
+
+def _embed_missing(item: _Prepared, embedder: Embedder, store: Store, report: IngestReport,
+                   between: Callable[[], None]) -> None:
+    """Make sure every chunk of `item` has its vector in the cache; `between` runs before each encode call."""
+    t = time.perf_counter()
+    texts = [c.embed_text(item.doc.title) for c in item.chunks]
+    cached = store.cached_vectors(sorted(set(item.hashes)), embedder.id, embedder.dim)
+    missing = {h: x for h, x in zip(item.hashes, texts, strict=True) if h not in cached}
+    # sorted by length so that each slice holds similar lengths and its batches carry little padding
+    todo = sorted(missing.items(), key=lambda hx: len(hx[1]))
+    for i in range(0, len(todo), EMBED_SLICE):
+        between()
+        part = todo[i : i + EMBED_SLICE]
+        vecs = embedder.embed([x for _, x in part])
+        store.cache_vectors(dict(zip([h for h, _ in part], vecs, strict=True)), embedder.id)
+    report.seconds["embed"] = report.seconds.get("embed", 0.0) + time.perf_counter() - t
+    report.embedded += len(missing)
 
 
 def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, store: Store,
