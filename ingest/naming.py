@@ -62,11 +62,23 @@ def derive_doc_type(file_name: str, title: str) -> str:
     return "guideline"
 
 
-def clean_title(title: str) -> str:
-    """A display title: the first sentence of the PDF's title, at most 100 characters.
+# FDA prescribing-information highlights open with this sentence; the product name is inside it.
+_FDA_HIGHLIGHTS = re.compile(
+    r"these highlights do not include all the information needed to use (?P<name>.+?) safely and effectively",
+    re.I)
 
-    Example: 'WARFARIN SODIUM TABLETS. These highlights do not include...' -> 'WARFARIN SODIUM TABLETS'
+
+def clean_title(title: str) -> str:
+    """A display title: the product named by FDA highlights boilerplate, else the first sentence of the
+    PDF's title; at most 100 characters.
+
+    Examples: 'WARFARIN SODIUM TABLETS. These highlights do not include...' -> 'WARFARIN SODIUM TABLETS';
+    'These highlights do not include all the information needed to use METFORMIN HYDROCHLORIDE
+    EXTENDED-RELEASE TABLETS safely and effectively. See ...' -> 'METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS'
     """
     t = " ".join(title.split())
+    product = _FDA_HIGHLIGHTS.match(t)
+    if product:
+        t = product.group("name")
     t = re.split(r"(?<=\w)\.\s+(?=[A-Z])", t, maxsplit=1)[0].rstrip(".")
     return t[:100].strip() or "Untitled"

@@ -43,6 +43,14 @@ STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
 AMOUNT_QUESTION = re.compile(
     r"\b(what|which)\b[^?]*\b(dose|dosage|doses|regimen|amount)\b|\bhow (much|many)\b|\bmaximum\b", re.I)
 
+# A label for one formulation (extended-release, injection...) answers questions about that formulation;
+# a question that names none is about the plain product, so such a label's sentences give way to it.
+FORMULATION = re.compile(
+    r"\b(?:extended|delayed|modified|sustained|controlled|prolonged)[- ]release\b|\b(?:XR|ER|SR|CR|XL|ODT)\b"
+    r"|\bchewable\b|\borally disintegrating\b|\binject(?:ion|able)\b|\btransdermal\b|\bophthalmic\b"
+    r"|\btopical\b|\binhal(?:ation|er)\b|\bintravenous\b|\bsuppositor(?:y|ies)\b", re.I)
+FORMULATION_PENALTY = 0.03
+
 Idf = Callable[[str], float]
 CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d")
 
@@ -86,12 +94,22 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
     sims = embedder.embed([_context(c) for c in cands]) @ q
     qterms = set(stems(question))
     total = sum(idf(t) for t in qterms) or 1.0
+    asked = formulations(question)
     out = []
     for c, sim in zip(cands, sims, strict=True):
         present = qterms & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.text}"))
         share = sum(idf(t) for t in present) / total
-        out.append(replace(c, score=W_COSINE * float(sim) + W_TERMS * share, terms=frozenset(present)))
+        penalty = FORMULATION_PENALTY if formulations(c.hit.doc.title) - asked else 0.0
+        out.append(replace(c, score=W_COSINE * float(sim) + W_TERMS * share - penalty, terms=frozenset(present)))
     return out
+
+
+def formulations(text: str) -> set[str]:
+    """The dosage-form qualifiers a text names, normalised.
+
+    Example: 'METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS' -> {'extended-release'}
+    """
+    return {m.group(0).lower().replace(" ", "-") for m in FORMULATION.finditer(text)}
 
 
 def _context(c: Candidate) -> str:

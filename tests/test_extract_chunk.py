@@ -9,7 +9,7 @@ from docgen import DocSpec, Heading, PageBreak, Paragraph, Table, render_pdf
 
 from ingest.chunk import chunk_pages, heading_of, split_sentences
 from ingest.extract import extract_pdf, strip_running_lines
-from ingest.naming import derive_doc_type, derive_family, derive_version, version_key
+from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version, version_key
 
 HEADER = "Zebra Quarterly Running Header"
 FOOTER = "Confidential footer line"
@@ -354,3 +354,17 @@ def test_version_key_orders_labels() -> None:
 ])
 def test_derive_doc_type(name: str, expected: str) -> None:
     assert derive_doc_type(name, "") == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("These highlights do not include all the information needed to use METFORMIN HYDROCHLORIDE "
+     "EXTENDED-RELEASE TABLETS safely and effectively. See full prescribing information for METFORMIN.",
+     "METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS"),
+    ("WARFARIN SODIUM TABLETS. These highlights do not include all the information needed to use "
+     "WARFARIN SODIUM TABLETS safely and effectively.", "WARFARIN SODIUM TABLETS"),
+    ("WHO guidelines for malaria, 16 October 2023", "WHO guidelines for malaria, 16 October 2023"),
+    ("   ", "Untitled"),
+    ("x" * 150, "x" * 100),
+])
+def test_clean_title(raw: str, expected: str) -> None:
+    assert clean_title(raw) == expected
