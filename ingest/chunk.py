@@ -53,6 +53,19 @@ def heading_of(line: str, outline_titles: set[str]) -> tuple[int, str] | None:
     return None
 
 
+def _run_on(head: tuple[int, str], following: str) -> tuple[tuple[int, str] | None, bool]:
+    """A heading line followed by a line that starts in lower case: (heading, consumed next line?).
+
+    '4. Safety of praziquantel for' + 'treatment of schistosomiasis' is one heading; '1. Testing for
+    infection with a test that has high' + 'sensitivity and specificity. This may ...' is a numbered
+    list item (its sentence ends on the next line), so no heading at all.
+    """
+    level, text = head
+    if re.search(r"[.;:!?](\s|$)", following) or len(following.split()) > 10:
+        return None, False
+    return (level, f"{text} {following}"), True
+
+
 def _number_depth(title: str) -> int:
     m = re.match(r"^(\d+(?:\.\d+)*)", title)
     return m.group(1).count(".") if m else 0
@@ -89,8 +102,12 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 units.extend(_table_units(table, page.number, section()))
             table = None
 
-        for line in page.text.splitlines():
-            line = line.strip()
+        lines = [ln.strip() for ln in page.text.splitlines()]
+        skip = False
+        for i, line in enumerate(lines):
+            if skip:  # the second line of a wrapped heading, already taken
+                skip = False
+                continue
             if not line:  # a blank line ends a paragraph, and separates rows inside a table
                 if table is not None:
                     table.append("")
@@ -98,6 +115,9 @@ def page_units(pages: list[Page]) -> list[Unit]:
                     flush_para()
                 continue
             head = heading_of(line, outline)
+            if head and (line.lower() not in outline) and i + 1 < len(lines) and lines[i + 1][:1].islower():
+                # the line runs on: a heading wrapped over two lines, or a numbered list item's sentence
+                head, skip = _run_on(head, lines[i + 1])
             if head:
                 flush_table()
                 flush_para()

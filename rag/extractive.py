@@ -50,6 +50,20 @@ FORMULATION = re.compile(
     r"|\bchewable\b|\borally disintegrating\b|\binject(?:ion|able)\b|\btransdermal\b|\bophthalmic\b"
     r"|\btopical\b|\binhal(?:ation|er)\b|\bintravenous\b|\bsuppositor(?:y|ies)\b", re.I)
 FORMULATION_PENALTY = 0.03
+# Labels and guidelines file each kind of statement under a standard section (FDA labels: DOSAGE AND
+# ADMINISTRATION, CONTRAINDICATIONS...). A question of one of these kinds gives the sentences of the
+# matching sections this bonus: (what the question asks, the sections that answer it).
+SECTION_INTENTS = tuple((re.compile(q, re.I), re.compile(s, re.I)) for q, s in (
+    (r"\b(?:dos(?:e|es|ing|age)|start(?:ed|ing)?|titrat\w*|regimen|how (?:much|often)|taken?|administ\w*|missed)\b",
+     r"dosage|dosing|administration|directions|how to (?:use|take)"),
+    (r"\bcontraindicat\w*", r"contraindication"),
+    (r"\b(?:side effects?|adverse)\b", r"adverse reactions|side effects"),
+    (r"\binteract\w*", r"interaction"),
+    (r"\bpregnan\w*|\bbreast-?feed\w*|\blactat\w*", r"pregnan|lactation|specific populations"),
+    (r"\boverdos\w*", r"overdos"),
+    (r"\bstor(?:e|ed|age)\b|\breconstitut\w*", r"storage|how supplied|preparation|reconstitut"),
+))
+SECTION_BONUS = 0.04
 
 Idf = Callable[[str], float]
 CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d")
@@ -87,7 +101,9 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
 
 def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, idf: Idf,
                      query_vec: np.ndarray | None = None) -> list[Candidate]:
-    """Evidence score = W_COSINE * similarity + W_TERMS * idf-weighted share of question terms present."""
+    """Evidence score = W_COSINE * similarity + W_TERMS * idf-weighted share of question terms present,
+    plus SECTION_BONUS in a section that answers this kind of question, less FORMULATION_PENALTY in a
+    label for a formulation the question does not name."""
     if not cands:
         return []
     q = embedder.embed([question])[0] if query_vec is None else query_vec.reshape(-1)
@@ -95,12 +111,15 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
     qterms = set(stems(question))
     total = sum(idf(t) for t in qterms) or 1.0
     asked = formulations(question)
+    sections = [sec for asks, sec in SECTION_INTENTS if asks.search(question)]
     out = []
     for c, sim in zip(cands, sims, strict=True):
         present = qterms & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.text}"))
         share = sum(idf(t) for t in present) / total
-        penalty = FORMULATION_PENALTY if formulations(c.hit.doc.title) - asked else 0.0
-        out.append(replace(c, score=W_COSINE * float(sim) + W_TERMS * share - penalty, terms=frozenset(present)))
+        prior = SECTION_BONUS if any(sec.search(c.hit.chunk.section) for sec in sections) else 0.0
+        if formulations(c.hit.doc.title) - asked:
+            prior -= FORMULATION_PENALTY
+        out.append(replace(c, score=W_COSINE * float(sim) + W_TERMS * share + prior, terms=frozenset(present)))
     return out
 
 

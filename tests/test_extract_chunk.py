@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from docgen import DocSpec, Heading, PageBreak, Paragraph, Table, render_pdf
 
-from ingest.chunk import chunk_pages, heading_of, split_sentences
+from ingest.chunk import chunk_pages, heading_of, page_units, split_sentences
 from ingest.extract import extract_pdf, strip_running_lines
 from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version, version_key
+from rag.types import Page
 
 HEADER = "Zebra Quarterly Running Header"
 FOOTER = "Confidential footer line"
@@ -368,3 +369,20 @@ def test_derive_doc_type(name: str, expected: str) -> None:
 ])
 def test_clean_title(raw: str, expected: str) -> None:
     assert clean_title(raw) == expected
+
+
+def test_heading_wrapped_over_two_lines_is_one_heading() -> None:
+    page = Page(1, "1", "4. Safety of praziquantel for\ntreatment of schistosomiasis\nPraziquantel is well tolerated.")
+    units = page_units([page])
+    assert [(u.section, u.text) for u in units] == [
+        ("4. Safety of praziquantel for treatment of schistosomiasis", "Praziquantel is well tolerated.")]
+
+
+def test_numbered_list_item_is_not_a_heading() -> None:
+    text = ("3 Verification\nWHO suggests a framework of:\n"
+            "1. Testing for infection in humans with a diagnostic that has high\n"
+            "sensitivity and specificity. This may require two steps.")
+    units = page_units([Page(1, "1", text)])
+    assert {u.section for u in units} == {"3 Verification"}
+    assert "Testing for infection in humans with a diagnostic that has high sensitivity and specificity." in [
+        u.text for u in units]

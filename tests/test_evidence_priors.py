@@ -1,0 +1,70 @@
+"""The evidence score's priors: the section that answers a kind of question, and formulation-specific labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.extractive import FORMULATION_PENALTY, SECTION_BONUS, Candidate, formulations, score_candidates
+from rag.types import Chunk, Document, Hit
+
+
+class SameVector:
+    """Every text embeds to one vector, so scores differ only by terms and priors."""
+
+    id, dim = "same", 4
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.tile(np.array([1, 0, 0, 0], dtype=np.float32), (len(texts), 1))
+
+
+def candidate(text: str, title: str = "METFORMIN TABLETS", section: str = "14 CLINICAL STUDIES") -> Candidate:
+    doc = Document(doc_id=title, sha256=title, file_name=f"{title}.pdf", title=title, family=title,
+                   version="2025", doc_type="label")
+    chunk = Chunk(chunk_id=f"{title}/{section}/{text}", doc_id=title, ordinal=0, page=1, page_end=1,
+                  page_label="1", section=section, text=text)
+    return Candidate(Hit(chunk=chunk, doc=doc, score=0.0, rank=1), text, 0)
+
+
+def scores(question: str, cands: list[Candidate]) -> list[float]:
+    return [c.score for c in score_candidates(question, cands, SameVector(), lambda t: 1.0)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS", {"extended-release"}),
+    ("Ciprofloxacin Extended Release Tablets", {"extended-release"}),
+    ("Heparin injection and chewable aspirin", {"injection", "chewable"}),
+    ("WARFARIN SODIUM TABLETS", set()),
+])
+def test_formulations(text: str, expected: set[str]) -> None:
+    assert formulations(text) == expected
+
+
+def test_dosing_question_prefers_the_dosage_section() -> None:
+    same = "Metformin was given with the evening meal."
+    study, dosing = candidate(same), candidate(same, section="2 DOSAGE AND ADMINISTRATION > 2.1 Adults")
+    a, b = scores("How is metformin started and titrated?", [study, dosing])
+    assert b - a == pytest.approx(SECTION_BONUS)
+
+
+def test_question_of_another_kind_gets_no_section_bonus() -> None:
+    same = "Metformin was given with the evening meal."
+    study, dosing = candidate(same), candidate(same, section="2 DOSAGE AND ADMINISTRATION")
+    a, b = scores("Why is metformin linked to the evening meal?", [study, dosing])
+    assert a == pytest.approx(b)
+
+
+def test_plain_question_prefers_the_plain_product_label() -> None:
+    same = "Discontinue metformin if eGFR falls below 30 mL/minute/1.73 m2."
+    plain = candidate(same, title="METFORMIN HYDROCHLORIDE TABLETS")
+    extended = candidate(same, title="METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS")
+    a, b = scores("When should metformin be stopped for renal impairment?", [plain, extended])
+    assert a - b == pytest.approx(FORMULATION_PENALTY)
+
+
+def test_question_naming_the_formulation_is_not_penalised() -> None:
+    same = "Swallow the tablets whole; never crush, cut or chew them."
+    plain = candidate(same, title="METFORMIN HYDROCHLORIDE TABLETS")
+    extended = candidate(same, title="METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS")
+    a, b = scores("How must metformin extended-release tablets be swallowed?", [plain, extended])
+    assert b >= a
