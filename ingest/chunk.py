@@ -19,6 +19,10 @@ NUMBERED = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+([A-Z][A-Za-z0-9 ,;:'(
 # Label-style headings: "WARNINGS AND PRECAUTIONS", "CONTRAINDICATIONS".
 UPPER = re.compile(r"^[A-Z][A-Z ,&/()\-]{5,70}$")
 CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d+[A-Za-z]?(?:[.:]|\s)")
+# A table-of-contents line: a heading followed by its page number (or dot leaders), not a heading here.
+TOC_ENTRY = re.compile(r"(?:\.{3,}|…)\s*\d*$|[A-Za-z)]\s+\d{1,3}$")
+# A heading line that ends in one of these words goes on on the next line.
+RUN_ON_WORDS = {"a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"}
 GAP = " | "  # column separator written into table rows (from runs of 2+ spaces in layout text)
 END_PUNCT = (".", "!", "?", ":", ";", ")", "]")
 
@@ -46,7 +50,7 @@ def heading_of(line: str, outline_titles: set[str]) -> tuple[int, str] | None:
     if norm.lower() in outline_titles:
         return (1 + _number_depth(norm), norm)
     m = NUMBERED.match(norm)
-    if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14:
+    if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14 and not TOC_ENTRY.search(norm):
         return (m.group(1).count(".") + 1, norm)
     if UPPER.match(norm) and sum(c.isalpha() for c in norm) >= 6 and GAP not in norm:
         return (1, norm)
@@ -63,7 +67,9 @@ def _run_on(head: tuple[int, str], following: str) -> tuple[tuple[int, str] | No
     level, text = head
     if re.search(r"[.;:!?](\s|$)", following) or len(following.split()) > 10:
         return None, False
-    return (level, f"{text} {following}"), True
+    if text.split()[-1].lower() in RUN_ON_WORDS:
+        return (level, f"{text} {following}"), True
+    return head, False  # 'DENTAL MEDICINES' then 'fluoride': a heading, then a list of lower-case names
 
 
 def _number_depth(title: str) -> int:

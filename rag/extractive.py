@@ -6,6 +6,7 @@ Thresholds were calibrated on ../shared/eval/dev.jsonl (bench/RESULTS.md, "Answe
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,6 +20,8 @@ from rag.verify import looks_like_instruction
 
 # Passages whose sentences are scored (and which are re-ranked by their best sentence).
 PASSAGES_READ = 10
+# Of their sentences, those embedded for the semantic part of the score (the rest are dropped).
+MAX_EMBEDDED = 24
 # Weights of the evidence score: semantic similarity of the sentence (in its passage's context)
 # to the question, and the idf-weighted share of the question's terms found in it.
 W_COSINE, W_TERMS = 0.55, 0.45
@@ -78,6 +81,7 @@ class Candidate:
     position: int
     score: float = 0.0
     terms: frozenset[str] = frozenset()
+    head: str = ""  # a table row's caption and header rows
 
 
 def candidates(hits: list[Hit]) -> list[Candidate]:
@@ -89,13 +93,13 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
             # every row is a candidate; the caption and header travel with every part of a table
             lines = [ln for ln in c.text.split("\n") if ln.strip()]
             head = (2 if len(lines) > 2 else 1) if CAPTION.match(lines[0]) else 0
-            units = lines[head:]
+            units, table_head = lines[head:], "\n".join(lines[:head])
         else:
-            units = split_sentences(c.text)
+            units, table_head = split_sentences(c.text), ""
         for i, u in enumerate(units):
             # passages are data: a sentence addressed to a language model is never quoted as evidence
             if len(u.split()) >= 3 and not looks_like_instruction(u):
-                out.append(Candidate(hit, u.strip(), i))
+                out.append(Candidate(hit, u.strip(), i, head=table_head))
     return out
 
 
@@ -103,24 +107,30 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
                      query_vec: np.ndarray | None = None) -> list[Candidate]:
     """Evidence score = W_COSINE * similarity + W_TERMS * idf-weighted share of question terms present,
     plus SECTION_BONUS in a section that answers this kind of question, less FORMULATION_PENALTY in a
-    label for a formulation the question does not name."""
+    label for a formulation the question does not name.
+
+    Embedding is the cost of answering (about 25 ms a sentence on 2 cores), so only the MAX_EMBEDDED
+    candidates with the best term share and prior (then passage rank) are embedded and returned.
+    """
     if not cands:
         return []
-    q = embedder.embed([question])[0] if query_vec is None else query_vec.reshape(-1)
-    sims = embedder.embed([_context(c) for c in cands]) @ q
     qterms = set(stems(question))
     total = sum(idf(t) for t in qterms) or 1.0
     asked = formulations(question)
     sections = [sec for asks, sec in SECTION_INTENTS if asks.search(question)]
-    out = []
-    for c, sim in zip(cands, sims, strict=True):
+    lexical = []
+    for c in cands:
         present = qterms & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.text}"))
         share = sum(idf(t) for t in present) / total
         prior = SECTION_BONUS if any(sec.search(c.hit.chunk.section) for sec in sections) else 0.0
         if formulations(c.hit.doc.title) - asked:
             prior -= FORMULATION_PENALTY
-        out.append(replace(c, score=W_COSINE * float(sim) + W_TERMS * share + prior, terms=frozenset(present)))
-    return out
+        lexical.append(replace(c, score=W_TERMS * share + prior, terms=frozenset(present)))
+    best = sorted(range(len(lexical)), key=lambda i: (-lexical[i].score, lexical[i].hit.rank, lexical[i].position))
+    kept = [lexical[i] for i in sorted(best[:MAX_EMBEDDED])]  # in reading order, as given
+    q = embedder.embed([question])[0] if query_vec is None else query_vec.reshape(-1)
+    sims = embedder.embed([_context(c) for c in kept]) @ q
+    return [replace(c, score=c.score + W_COSINE * float(sim)) for c, sim in zip(kept, sims, strict=True)]
 
 
 def formulations(text: str) -> set[str]:
@@ -146,7 +156,8 @@ def rerank(hits: list[Hit], scored: list[Candidate]) -> list[Hit]:
     return [replace(h, rank=i + 1) for i, h in enumerate(ordered)]
 
 
-def select(question: str, scored: list[Candidate], idf: Idf) -> tuple[list[Candidate], bool]:
+def select(question: str, scored: list[Candidate], idf: Idf,
+           common: Callable[[str], bool] = lambda t: False) -> tuple[list[Candidate], bool]:
     """The sentences to answer with, in reading order, and whether to abstain instead.
 
     Greedy: the best sentence first, then those close to it, preferring ones that cover question
@@ -171,10 +182,29 @@ def select(question: str, scored: list[Candidate], idf: Idf) -> tuple[list[Candi
         per_hit[key] = per_hit.get(key, 0) + 1
         chosen.append(pick)
         covered |= pick.terms
-    if asks_for_amount(question) and not any(numbers_with_units(c.text) for c in chosen):
-        return [], True  # a dose question whose evidence states no dose is not answered by it
+    if asks_for_amount(question) and not any(numbers_with_units(c.text) and _names_subject(c, question, idf, common)
+                                             for c in chosen):
+        # a dose question is answered only by a quoted amount for its subject (the question's rarest term)
+        return [], True
     chosen.sort(key=lambda c: (c.hit.rank, c.position))
     return chosen, False
+
+
+def _names_subject(c: Candidate, question: str, idf: Idf, common: Callable[[str], bool]) -> bool:
+    """Whether the candidate states its amount for the question's subject.
+
+    The subject is the question's technical terms (not common English words) that are rare in the
+    library (the RARE_SHARE of unsupported_terms); the candidate's sentence, with its table caption and
+    header, section and title, must name one of them. A question with no such term passes.
+    Example: 'What dose of oxamniquine ...' is not answered by 'Patients with neurocysticercosis are
+    treated with praziquantel 50 mg/kg per day': the amount is not stated for oxamniquine.
+    """
+    rare_idf = math.log(1 + 1 / RARE_SHARE)
+    subject = {p for t in stems(question) for p in t.split("-")
+               if len(p) >= 4 and not p.isdigit() and not STOP_TERMS.match(p) and not common(p) and idf(p) >= rare_idf}
+    if not subject:
+        return True
+    return bool(subject & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")))
 
 
 def asks_for_amount(question: str) -> bool:

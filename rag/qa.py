@@ -86,10 +86,12 @@ class QA:
     def _extractive(self, question: str, hits: list[Hit], scored: list) -> tuple[str, list[Citation], bool]:
         lexical = self.engine.lexical()
         count = self.engine.embedder.count_tokens
-        if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size,
-                             lambda term: count([term])[0] == 1):
+        def common(term: str) -> bool:  # one word piece: an everyday English word
+            return count([term])[0] == 1
+
+        if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size, common):
             return "", [], True
-        chosen, abstained = select(question, scored, lexical.idf)
+        chosen, abstained = select(question, scored, lexical.idf, common)
         if abstained:
             return "", [], True
         cites: list[Citation] = []

@@ -386,3 +386,13 @@ def test_numbered_list_item_is_not_a_heading() -> None:
     assert {u.section for u in units} == {"3 Verification"}
     assert "Testing for infection in humans with a diagnostic that has high sensitivity and specificity." in [
         u.text for u in units]
+
+
+def test_heading_followed_by_lower_case_names_stays_a_heading() -> None:
+    units = page_units([Page(1, "1", "30. DENTAL MEDICINES AND PREPARATIONS\nfluoride\nToothpaste, cream or gel.")])
+    assert {u.section for u in units} == {"30. DENTAL MEDICINES AND PREPARATIONS"}
+
+
+@pytest.mark.parametrize("line", ["8. Future research needs 49", "2.1 Adult dosing ........ 12"])
+def test_table_of_contents_lines_are_not_headings(line: str) -> None:
+    assert heading_of(line, set()) is None
