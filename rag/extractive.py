@@ -204,7 +204,8 @@ def _names_subject(c: Candidate, question: str, idf: Idf, common: Callable[[str]
                if len(p) >= 4 and not p.isdigit() and not STOP_TERMS.match(p) and not common(p) and idf(p) >= rare_idf}
     if not subject:
         return True
-    return bool(subject & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")))
+    named = {w[:PREFIX] for w in stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")}
+    return any(t[:PREFIX] in named for t in subject)  # by prefix, as in unsupported_terms
 
 
 def asks_for_amount(question: str) -> bool:

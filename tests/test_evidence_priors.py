@@ -68,3 +68,39 @@ def test_question_naming_the_formulation_is_not_penalised() -> None:
     extended = candidate(same, title="METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS")
     a, b = scores("How must metformin extended-release tablets be swallowed?", [plain, extended])
     assert b >= a
+
+
+def rare_idf(rare: set[str]):
+    """idf: the given stems are rare in the library, every other word common."""
+    return lambda t: 8.0 if t in rare else 1.0
+
+
+def chosen(question: str, cand: Candidate, rare: set[str]) -> tuple[list[Candidate], bool]:
+    from dataclasses import replace
+
+    from rag.extractive import select
+
+    return select(question, [replace(cand, score=0.7)], rare_idf(rare))
+
+
+def test_dose_question_is_not_answered_by_another_drugs_dose() -> None:
+    other = candidate("Patients with neurocysticercosis are treated with praziquantel 50 mg/kg per day.",
+                      title="Schistosomiasis guideline", section="4 Safety")
+    _, abstained = chosen("What dose of oxamniquine should be used?", other, {"oxamniquine"})
+    assert abstained
+
+
+def test_dose_question_is_answered_by_a_dose_for_its_subject() -> None:
+    own = candidate("Oxamniquine is given as 15 mg/kg once.", title="Schistosomiasis guideline", section="4")
+    picked, abstained = chosen("What dose of oxamniquine should be used?", own, {"oxamniquine"})
+    assert not abstained and picked[0].text == own.text
+
+
+def test_table_row_names_its_subject_through_the_caption() -> None:
+    from dataclasses import replace
+
+    row = replace(candidate("250 mg/5 mL | 100 mL | 59 mL", section="2.5 Mixing"),
+                  head="Table 2. Amount of Water for Reconstitution")
+    question = "How much water is needed to reconstitute the suspension?"
+    assert not chosen(question, row, {"reconstitute"})[1]
+    assert chosen(question, replace(row, head=""), {"reconstitute"})[1]  # the bare row names no subject
