@@ -26,3 +26,17 @@ def test_lanes_give_the_vectors_of_one_encode(real_embedder) -> None:
 
 def test_one_batch_is_one_lane(real_embedder) -> None:
     assert real_embedder._lanes(real_embedder.batch_size) == 1
+
+
+def test_one_text_on_one_thread_gives_the_same_vector(real_embedder) -> None:
+    import torch
+
+    text = ["What is the usual starting dose of warfarin?"]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        one = real_embedder.embed(text)
+        assert torch.get_num_threads() == 2
+        np.testing.assert_allclose(one, real_embedder._encode(text), atol=1e-5)
+    finally:
+        torch.set_num_threads(before)
