@@ -41,7 +41,7 @@ def test_gold_page_at_rank_1(runs):
     assert sum(r == 1 for r in ranks) / len(ranks) >= 0.85
 
 
-@pytest.mark.xfail(strict=True, reason="measured 23/25 = 92% in the top 5 (target 97%): d-022 and d-024, see bench/RESULTS.md")
+@pytest.mark.xfail(strict=True, reason="measured 23/25 = 92% in the top 5 (target 97%): d-022, d-024")
 def test_gold_page_in_top_5(runs):
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
     assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.97
