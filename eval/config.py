@@ -43,14 +43,14 @@ DEFAULT_FLOORS: dict[str, float] = {
     # At least half of the questions the documents cannot answer must be refused.
     "abstention_recall": 0.50,
 }
-# A fall of more than this (absolute, any quality metric) against the previous comparable run fails:
+# A fall of more than this (absolute, any quality metric) against the last comparable run that passed fails:
 # on the 30-question dev set that is two questions changing for the worse.
 DEFAULT_MAX_DROP = 0.05
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Floors per metric and the largest allowed drop against the previous comparable run."""
+    """Floors per metric and the largest allowed drop against the last comparable run that passed."""
 
     floors: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FLOORS))
     max_drop: float = DEFAULT_MAX_DROP

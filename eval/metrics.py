@@ -16,8 +16,8 @@ from rag.types import Citation, Hit
 
 _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _MARKER_END = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]([.;,:]?)\s*")
-_HYPHENS = re.compile("[-\u00ad\u2010\u2011\u2012\u2013\u2014\u2212]")
-_THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0'](?=\d{3}(?!\d))")
+_HYPHENS = re.compile("[-\u00ad\u2010\u2011\u2012\u2013\u2014\u2015\u2212]")
+_THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u2009\u00a0'](?=\d{3}(?!\d))")
 _WS = re.compile(r"\s+")
 
 

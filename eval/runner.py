@@ -86,7 +86,7 @@ class PageTexts:
 
 def run_eval(config: EvalConfig, settings: Settings, qa: QA | None = None, judge: object | None = None,
              on_progress: Progress | None = None) -> RunResult:
-    """Answer, score, compare with the previous comparable run, record and write the report."""
+    """Answer, score, compare with the last comparable run that passed, record and write the report."""
     from eval.judge import describe_judge, make_judge
     from eval.ragas_run import RagasScorer
 
@@ -112,7 +112,10 @@ def run_eval(config: EvalConfig, settings: Settings, qa: QA | None = None, judge
     judge_info = describe_judge(judge)
     earlier = history.comparable_runs(settings.home, key, judge_info["name"], generator)
     metrics = aggregate(rows)
-    failures = check(metrics, config.thresholds, earlier[-1] if earlier else None) + _error_lines(rows)
+    # drops are measured against the last comparable run that passed: after a failed night the next run
+    # must climb back, not merely stay as low as the failure
+    baseline = next((r for r in reversed(earlier) if r["passed"]), earlier[-1] if earlier else None)
+    failures = check(metrics, config.thresholds, baseline) + _error_lines(rows)
     run_id = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{sha256_hex(f'{key}{index_version}{time.time_ns()}', 6)}"
     summary: dict[str, Any] = {
         "run_id": run_id, "started_at": started.isoformat(timespec="seconds"),
@@ -122,7 +125,7 @@ def run_eval(config: EvalConfig, settings: Settings, qa: QA | None = None, judge
         "generator": generator, "judge": judge_info, "versions": versions(), "metrics": metrics,
         "counts": counts(rows), "thresholds": {"floors": config.thresholds.floors,
                                                "max_drop": config.thresholds.max_drop},
-        "previous_run": earlier[-1] if earlier else None, "failures": failures, "passed": not failures,
+        "previous_run": baseline, "failures": failures, "passed": not failures,
         "report_dir": str(config.report_dir or settings.home / "eval-reports" / run_id),
     }
     return _finish(config, settings, rows, summary, earlier)

@@ -22,7 +22,8 @@ CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d+[A-Za-z]?(?:[.:]|\s)")
 # A table-of-contents line: a heading followed by its page number (or dot leaders), not a heading here.
 TOC_ENTRY = re.compile(r"(?:\.{3,}|…)\s*\d*$|[A-Za-z)]\s+\d{1,3}$")
 # A heading line that ends in one of these words goes on on the next line.
-RUN_ON_WORDS = {"a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"}
+RUN_ON_WORDS = {"a", "all", "an", "and", "any", "are", "as", "at", "be", "by", "each", "for", "from", "has", "have",
+                "in", "into", "is", "of", "on", "or", "than", "that", "the", "to", "when", "which", "who", "with"}
 GAP = " | "  # column separator written into table rows (from runs of 2+ spaces in layout text)
 END_PUNCT = (".", "!", "?", ":", ";", ")", "]")
 
@@ -58,7 +59,8 @@ def heading_of(line: str, outline_titles: set[str]) -> tuple[int, str] | None:
 
 
 def _run_on(head: tuple[int, str], following: str) -> tuple[tuple[int, str] | None, bool]:
-    """A heading line followed by a line that starts in lower case: (heading, consumed next line?).
+    """A heading line that runs on (the next line starts in lower case, or it ends in a RUN_ON_WORDS word):
+    (heading, consumed the next line?).
 
     '4. Safety of praziquantel for' + 'treatment of schistosomiasis' is one heading; '1. Testing for
     infection with a test that has high' + 'sensitivity and specificity. This may ...' is a numbered
@@ -121,7 +123,8 @@ def page_units(pages: list[Page]) -> list[Unit]:
                     flush_para()
                 continue
             head = heading_of(line, outline)
-            if head and (line.lower() not in outline) and i + 1 < len(lines) and lines[i + 1][:1].islower():
+            if head and (line.lower() not in outline) and i + 1 < len(lines) and (
+                    lines[i + 1][:1].islower() or line.split()[-1].lower() in RUN_ON_WORDS):
                 # the line runs on: a heading wrapped over two lines, or a numbered list item's sentence
                 head, skip = _run_on(head, lines[i + 1])
             if head:

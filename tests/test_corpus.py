@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, DEV_SET, needs_corpus, needs_dev_set
 
+from eval.metrics import fold
 from rag.config import Settings
 from rag.engine import Engine
 from rag.retrieve import Filters
@@ -17,16 +18,6 @@ from rag.store import Store
 from rag.types import Chunk, Document
 
 pytestmark = [pytest.mark.slow, needs_corpus]
-
-
-def fold(text: str) -> str:
-    """Case, whitespace, line breaks, hyphens/dashes and thousands separators folded away.
-
-    Example: 'Once-daily 1,000 mg' -> 'oncedaily1000mg'
-    """
-    text = re.sub(r"[\u00ad\u2010-\u2015\u2212-]", "", text.lower())
-    text = re.sub(r"(?<=\d)[,\u202f\u2009](?=\d{3}\b)", "", text)
-    return re.sub(r"\s+", "", text)
 
 
 def dev_items() -> list[dict]:

@@ -157,6 +157,10 @@ def test_drop_against_previous_run_exits_1(home: Path, tmp_path: Path, capsys: p
                    f"{first['run_id']}, more than the allowed 0.100 (GQA_EVAL_MAX_DROP)"]
     second = json.loads((tmp_path / "second" / "summary.json").read_text())
     assert second["previous_run"]["run_id"] == first["run_id"]
+    # a failed run is no baseline: the same figures again still fail against the last run that passed
+    assert _eval(home, tmp_path / "again", *LOW, "--max-drop", "0.1") == 1
+    again = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert again["previous_run"]["run_id"] == first["run_id"] and again["passed"] is False
     # a --limit run is its own trend: it never compares with (or fails against) the full set
     assert _eval(home, tmp_path / "third", *LOW, "--limit", "3") == 0
     third = json.loads((tmp_path / "third" / "summary.json").read_text())

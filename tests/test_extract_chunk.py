@@ -396,3 +396,11 @@ def test_heading_followed_by_lower_case_names_stays_a_heading() -> None:
 @pytest.mark.parametrize("line", ["8. Future research needs 49", "2.1 Adult dosing ........ 12"])
 def test_table_of_contents_lines_are_not_headings(line: str) -> None:
     assert heading_of(line, set()) is None
+
+
+def test_numbered_list_item_continuing_with_a_capital_is_not_a_heading() -> None:
+    text = ("4.1 Recommendations\n"
+            "2. Treatment with praziquantel is well tolerated across all age groups, when treating any\n"
+            "Schistosoma species, and in uninfected persons.")
+    units = page_units([Page(1, "1", text)])
+    assert {u.section for u in units} == {"4.1 Recommendations"}
