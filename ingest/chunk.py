@@ -67,8 +67,8 @@ def _run_on(head: tuple[int, str], following: str) -> tuple[tuple[int, str] | No
     list item (its sentence ends on the next line), so no heading at all.
     """
     level, text = head
-    if re.search(r"[.;:!?](\s|$)", following) or len(following.split()) > 10:
-        return None, False
+    if re.search(r"[.;:!?](\s|$)", following) or len(following.split()) > 10 or TOC_ENTRY.search(following):
+        return None, False  # a sentence, or a table-of-contents entry wrapped over two lines
     if text.split()[-1].lower() in RUN_ON_WORDS:
         return (level, f"{text} {following}"), True
     return head, False  # 'DENTAL MEDICINES' then 'fluoride': a heading, then a list of lower-case names

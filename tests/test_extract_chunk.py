@@ -404,3 +404,8 @@ def test_numbered_list_item_continuing_with_a_capital_is_not_a_heading() -> None
             "Schistosoma species, and in uninfected persons.")
     units = page_units([Page(1, "1", text)])
     assert {u.section for u in units} == {"4.1 Recommendations"}
+
+
+def test_wrapped_table_of_contents_entry_is_not_a_heading() -> None:
+    text = "1 Scope\n3. Implementing preventive chemotherapy based on prevalence of\ninfection 12\nTreat early."
+    assert {u.section for u in page_units([Page(1, "1", text)])} == {"1 Scope"}
