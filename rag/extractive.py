@@ -117,7 +117,7 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
     qterms = set(stems(question))
     total = sum(idf(t) for t in qterms) or 1.0
     asked = formulations(question)
-    sections = [sec for asks, sec in SECTION_INTENTS if asks.search(question)]
+    sections = answering_sections(question)
     lexical = []
     for c in cands:
         present = qterms & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.text}"))
@@ -131,6 +131,14 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
     q = embedder.embed([question])[0] if query_vec is None else query_vec.reshape(-1)
     sims = embedder.embed([_context(c) for c in kept]) @ q
     return [replace(c, score=c.score + W_COSINE * float(sim)) for c, sim in zip(kept, sims, strict=True)]
+
+
+def answering_sections(question: str) -> list[re.Pattern]:
+    """Patterns of the section titles that answer this kind of question (SECTION_INTENTS).
+
+    Example: 'How is metformin started and titrated?' -> [re.compile('dosage|dosing|administration|...')]
+    """
+    return [sec for asks, sec in SECTION_INTENTS if asks.search(question)]
 
 
 def formulations(text: str) -> set[str]:
