@@ -105,7 +105,8 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
 
 def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, idf: Idf,
                      query_vec: np.ndarray | None = None) -> list[Candidate]:
-    """Evidence score = W_COSINE * similarity + W_TERMS * idf-weighted share of question terms present,
+    """Evidence score = W_COSINE * similarity + W_TERMS * idf-weighted share of question terms present
+    (in the sentence, its table caption and header, its section or its document title),
     plus SECTION_BONUS in a section that answers this kind of question, less FORMULATION_PENALTY in a
     label for a formulation the question does not name.
 
@@ -120,7 +121,7 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
     sections = answering_sections(question)
     lexical = []
     for c in cands:
-        present = qterms & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.text}"))
+        present = qterms & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}"))
         share = sum(idf(t) for t in present) / total
         prior = SECTION_BONUS if any(sec.search(c.hit.chunk.section) for sec in sections) else 0.0
         if formulations(c.hit.doc.title) - asked:

@@ -35,7 +35,7 @@ def _answerable(runs):
     return [(i, a) for i, a in runs if i.answerable]
 
 
-@pytest.mark.xfail(strict=True, reason="measured 20/25 = 80% at rank 1 (target 85%): no offline cross-encoder")
+@pytest.mark.xfail(strict=True, reason="measured 21/25 = 84% at rank 1 (target 85%): no offline cross-encoder")
 def test_gold_page_at_rank_1(runs):
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
     assert sum(r == 1 for r in ranks) / len(ranks) >= 0.85
@@ -56,7 +56,7 @@ def test_gold_page_in_top_5_floor(runs):
 def test_gold_page_at_rank_1_floor(runs):
     """The level reached now, as a regression floor below the target."""
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
-    assert sum(r == 1 for r in ranks) / len(ranks) >= 0.76
+    assert sum(r == 1 for r in ranks) / len(ranks) >= 0.80
 
 
 def test_unanswerable_questions_abstain(runs):

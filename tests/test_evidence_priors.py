@@ -104,3 +104,13 @@ def test_table_row_names_its_subject_through_the_caption() -> None:
     question = "How much water is needed to reconstitute the suspension?"
     assert not chosen(question, row, {"reconstitute"})[1]
     assert chosen(question, replace(row, head=""), {"reconstitute"})[1]  # the bare row names no subject
+
+
+def test_table_row_shares_its_header_words() -> None:
+    from dataclasses import replace
+
+    row = "Oral Suspension 250 mg/5 mL | 100 mL | 74 mL"
+    mixing = replace(candidate(row, section="2.5 Mixing"), head="Table 2. Amount of Water for Reconstitution")
+    bare = candidate(row, section="2.5 Mixing")
+    a, b = scores("How much water is needed for a 100 mL bottle?", [mixing, bare])
+    assert a > b
