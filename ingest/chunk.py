@@ -74,6 +74,15 @@ def _run_on(head: tuple[int, str], following: str) -> tuple[tuple[int, str] | No
     return head, False  # 'DENTAL MEDICINES' then 'fluoride': a heading, then a list of lower-case names
 
 
+def _clause_open(para: list[str]) -> bool:
+    """Whether the paragraph so far stops inside a parenthesis or after a comma, so that the next
+    line continues it (a heading cannot start there)."""
+    if not para:
+        return False
+    text = " ".join(para)
+    return text.count("(") > text.count(")") or text.endswith((",", "("))
+
+
 def _number_depth(title: str) -> int:
     m = re.match(r"^(\d+(?:\.\d+)*)", title)
     return m.group(1).count(".") if m else 0
@@ -123,6 +132,8 @@ def page_units(pages: list[Page]) -> list[Unit]:
                     flush_para()
                 continue
             head = heading_of(line, outline)
+            if head and line.lower() not in outline and table is None and _clause_open(para):
+                head = None  # '(See CLINICAL PHARMACOLOGY, ... DOSAGE AND ADMINISTRATION, and ...)': a reference
             if head and (line.lower() not in outline) and i + 1 < len(lines) and (
                     lines[i + 1][:1].islower() or line.split()[-1].lower() in RUN_ON_WORDS):
                 # the line runs on: a heading wrapped over two lines, or a numbered list item's sentence

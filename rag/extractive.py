@@ -19,7 +19,9 @@ from rag.types import Hit
 from rag.verify import looks_like_instruction
 
 # Passages whose sentences are scored (and which are re-ranked by their best sentence).
-PASSAGES_READ = 10
+PASSAGES_READ = 20
+# The top passages (after re-ranking) in which a question's technical terms must appear (unsupported_terms).
+SUBJECT_PASSAGES = 5
 # Of their sentences, those embedded for the semantic part of the score (the rest are dropped).
 MAX_EMBEDDED = 24
 # Weights of the evidence score: semantic similarity of the sentence (in its passage's context)
@@ -236,7 +238,7 @@ def unsupported_terms(question: str, hits: list[Hit], df: Callable[[str], int], 
     Example: ('amoxicillin for Lyme disease', [...]) -> ['lyme'] when no passage mentions Lyme
     """
     seen: set[str] = set()
-    for h in hits[:PASSAGES_READ // 2]:
+    for h in hits[:SUBJECT_PASSAGES]:
         seen |= set(stems(f"{h.doc.title} {h.chunk.section} {h.chunk.text}"))
     prefixes = {w[:PREFIX] for w in seen}
     rare = max(1.0, RARE_SHARE * library_size)

@@ -11,8 +11,8 @@ from rag.config import Settings
 from rag.embedder import Embedder
 from rag.engine import Engine
 from rag.errors import ConfigError
+from rag.extractive import PASSAGES_READ, rerank, score_candidates, select, unsupported_terms
 from rag.extractive import candidates as extract_candidates
-from rag.extractive import rerank, score_candidates, select, unsupported_terms
 from rag.retrieve import Filters
 from rag.snapshot import database_path
 from rag.store import Store
@@ -48,12 +48,14 @@ class QA:
 
     def _ranked(self, question: str, k: int | None, filters: Filters | None, qvec) -> tuple[list[Hit], list]:
         """Fused hits re-ranked by the evidence score of their best sentence, and the scored sentences."""
-        hits = self.engine.retrieve(question, k, filters, query_vec=qvec)
+        k = k or self.settings.top_k
+        # more passages are read than shown: the re-ranking by best sentence brings the answer up
+        hits = self.engine.retrieve(question, max(k, PASSAGES_READ), filters, query_vec=qvec)
         scored = score_candidates(question, extract_candidates(hits), self.engine.embedder,
                                   self.engine.lexical().idf, qvec[0])
         ranked = rerank(hits, scored)
         by_id = {h.chunk.chunk_id: h for h in ranked}
-        return ranked, [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored]
+        return ranked[:k], [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored]
 
     def answer(self, question: str, filters: Filters | None = None, generator: str | None = None,
                k: int | None = None) -> Answer:
@@ -96,9 +98,21 @@ class QA:
             return "", [], True
         cites: list[Citation] = []
         parts: list[str] = []
-        for n, c in enumerate(chosen, start=1):
-            cites.append(self._quote_page(n, c.hit, c.text))
-            parts.append(f"{c.text} [{n}]")
+        store = Store(database_path(self.settings.home), readonly=True)
+        try:
+            for c in chosen:
+                cite = self._quote_page(len(cites) + 1, c.hit, c.text)
+                page = store.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page)
+                if not page or not is_verbatim(cite.quote, page):  # a guard: chunk text is page text
+                    log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
+                                cite.hit.chunk.page, cite.quote)
+                    continue
+                cites.append(cite)
+                parts.append(f"{c.text} [{cite.n}]")
+        finally:
+            store.close()
+        if not cites:
+            return "", [], True
         return " ".join(parts), cites, False
 
     def _quote_page(self, n: int, hit: Hit, quote: str) -> Citation:

@@ -35,13 +35,12 @@ def _answerable(runs):
     return [(i, a) for i, a in runs if i.answerable]
 
 
-@pytest.mark.xfail(strict=True, reason="measured 21/25 = 84% at rank 1 (target 85%): no offline cross-encoder")
 def test_gold_page_at_rank_1(runs):
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
     assert sum(r == 1 for r in ranks) / len(ranks) >= 0.85
 
 
-@pytest.mark.xfail(strict=True, reason="measured 23/25 = 92% in the top 5 (target 97%): d-022, d-024")
+@pytest.mark.xfail(strict=True, reason="measured 24/25 = 96% in the top 5 (target 97%): d-024")
 def test_gold_page_in_top_5(runs):
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
     assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.97
@@ -50,7 +49,7 @@ def test_gold_page_in_top_5(runs):
 def test_gold_page_in_top_5_floor(runs):
     """The level reached now, as a regression floor below the target."""
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
-    assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.88
+    assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.92
 
 
 def test_gold_page_at_rank_1_floor(runs):
@@ -69,7 +68,7 @@ def test_answerable_questions_rarely_abstain(runs):
     assert sum(a.abstained for _, a in ans) / len(ans) <= 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="measured 55/67 = 82% of must_include terms (target 85%)")
+@pytest.mark.xfail(strict=True, reason="measured 56/67 = 83.6% of must_include terms (target 85%)")
 def test_must_include_terms_in_answers(runs):
     found = total = 0
     for i, a in _answerable(runs):
@@ -85,7 +84,7 @@ def test_must_include_floor(runs):
     for i, a in _answerable(runs):
         found += (must_include_coverage(a.text, i.must_include) or 0.0) * len(i.must_include)
         total += len(i.must_include)
-    assert found / total >= 0.78
+    assert found / total >= 0.80
 
 
 def test_every_quote_is_verbatim_on_its_cited_page(runs, corpus_home: Path):

@@ -409,3 +409,11 @@ def test_numbered_list_item_continuing_with_a_capital_is_not_a_heading() -> None
 def test_wrapped_table_of_contents_entry_is_not_a_heading() -> None:
     text = "1 Scope\n3. Implementing preventive chemotherapy based on prevalence of\ninfection 12\nTreat early."
     assert {u.section for u in page_units([Page(1, "1", text)])} == {"1 Scope"}
+
+
+def test_label_heading_words_inside_a_cross_reference_stay_in_the_sentence() -> None:
+    text = ("5 PRECAUTIONS\nTake with a meal. (See\nCLINICAL PHARMACOLOGY, Drug-drug Interactions\n,\nDOSAGE AND\n"
+            "ADMINISTRATION\n, and\nPRECAUTIONS, Drug Interactions\n.) Swallow the tablet whole.")
+    units = page_units([Page(1, "1", text)])
+    assert {u.section for u in units} == {"5 PRECAUTIONS"}
+    assert any("DOSAGE AND ADMINISTRATION" in u.text for u in units)
