@@ -167,9 +167,11 @@ def bench_real(args: argparse.Namespace, embedder: SentenceTransformerEmbedder) 
                       "cpu": p50_p95(cpus), **{k: p50_p95(v) for k, v in parts.items()}}
         log.info("real ask: %s", out["ask"])
         try:  # how much the extractive answerer embeds per question (its internals may change: optional)
+            from rag.extractive import PASSAGES_READ
             from rag.extractive import candidates as sentence_candidates
 
-            out["candidates"] = float(np.mean([len(sentence_candidates(engine.retrieve(q))) for q in questions]))
+            out["candidates"] = float(np.mean([len(sentence_candidates(engine.retrieve(q, PASSAGES_READ)))
+                                               for q in questions]))
         except (ImportError, TypeError, AttributeError) as exc:
             log.warning("candidate count skipped: %s", exc)
         out["calibration"] = calibration(snap, embedder, questions)

@@ -212,7 +212,7 @@ def _notes(res: dict) -> list[str]:
         lines.append(f"- `ask` spends {_pp(a['retrieve'])} ms in what `Answer.timings_ms` calls retrieve, of which "
                      f"hybrid retrieval is {_pp(rr['total'])} ms: the rest is `QA._ranked` scoring candidate "
                      "sentences (`rag.extractive.score_candidates` embeds, with its title and section, each of the "
-                     "24 candidate sentences of the top hits that score best on question terms"
+                     "24 candidate sentences of the 20 passages read that score best on question terms"
                      + (f", of {real['candidates']:.0f} per dev question on average)." if "candidates" in real
                         else ")."))
     return lines + [""] if len(lines) > 2 else []
