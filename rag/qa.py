@@ -53,9 +53,9 @@ class QA:
         hits = self.engine.retrieve(question, max(k, PASSAGES_READ), filters, query_vec=qvec)
         scored = score_candidates(question, extract_candidates(hits), self.engine.embedder,
                                   self.engine.lexical().idf, qvec[0])
-        ranked = rerank(hits, scored)
-        by_id = {h.chunk.chunk_id: h for h in ranked}
-        return ranked[:k], [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored]
+        ranked = rerank(hits, scored)[:k]
+        by_id = {h.chunk.chunk_id: h for h in ranked}  # answers quote only the passages shown
+        return ranked, [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored if c.hit.chunk.chunk_id in by_id]
 
     def answer(self, question: str, filters: Filters | None = None, generator: str | None = None,
                k: int | None = None) -> Answer:
@@ -93,7 +93,8 @@ class QA:
 
         if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size, common):
             return "", [], True
-        chosen, abstained = select(question, scored, lexical.idf, common)
+        titles = [d.title for d in self.engine.snapshot().docs.values() if d.status == "current"]
+        chosen, abstained = select(question, scored, lexical.idf, common, titles)
         if abstained:
             return "", [], True
         cites: list[Citation] = []

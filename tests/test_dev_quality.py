@@ -68,7 +68,6 @@ def test_answerable_questions_rarely_abstain(runs):
     assert sum(a.abstained for _, a in ans) / len(ans) <= 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="measured 56/67 = 83.6% of must_include terms (target 85%)")
 def test_must_include_terms_in_answers(runs):
     found = total = 0
     for i, a in _answerable(runs):

@@ -114,3 +114,22 @@ def test_table_row_shares_its_header_words() -> None:
     bare = candidate(row, section="2.5 Mixing")
     a, b = scores("How much water is needed for a 100 mL bottle?", [mixing, bare])
     assert a > b
+
+
+def test_question_naming_a_library_drug_is_not_answered_from_another_drugs_label() -> None:
+    from dataclasses import replace
+
+    from rag.extractive import select
+
+    cipro = replace(candidate("If a dose is missed, take it later the same day.", title="CIPROFLOXACIN",
+                              section="2 DOSAGE"), score=0.8)
+    warfarin = replace(candidate("If a dose is missed, take it as soon as possible on the same day.",
+                                 title="WARFARIN SODIUM TABLETS", section="2.4 Missed Dose"), score=0.7)
+    titles = ["CIPROFLOXACIN", "WARFARIN SODIUM TABLETS"]
+    everyday = {"missed", "tablet", "handled", "sodium"}.__contains__  # one word piece each in MiniLM
+    chosen, abstained = select("How is a missed warfarin tablet handled?", [cipro, warfarin], lambda t: 1.0,
+                               everyday, titles)
+    assert not abstained and [c.text for c in chosen] == [warfarin.text]
+    # a question naming no drug of the library quotes both
+    chosen, _ = select("How is a missed tablet handled?", [cipro, warfarin], lambda t: 1.0, everyday, titles)
+    assert len(chosen) == 2
