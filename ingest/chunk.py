@@ -132,12 +132,13 @@ def page_units(pages: list[Page]) -> list[Unit]:
                     flush_para()
                 continue
             head = heading_of(line, outline)
-            if head and line.lower() not in outline and table is None and _clause_open(para):
-                head = None  # '(See CLINICAL PHARMACOLOGY, ... DOSAGE AND ADMINISTRATION, and ...)': a reference
-            if head and (line.lower() not in outline) and i + 1 < len(lines) and (
-                    lines[i + 1][:1].islower() or line.split()[-1].lower() in RUN_ON_WORDS):
-                # the line runs on: a heading wrapped over two lines, or a numbered list item's sentence
-                head, skip = _run_on(head, lines[i + 1])
+            if head and line.lower() not in outline:  # outline titles are headings wherever they stand
+                if table is None and _clause_open(para):
+                    head = None  # '(See CLINICAL PHARMACOLOGY, ... DOSAGE AND ADMINISTRATION, and ...)'
+                elif i + 1 < len(lines) and (lines[i + 1][:1].islower()
+                                             or line.split()[-1].lower() in RUN_ON_WORDS):
+                    # the line runs on: a heading wrapped over two lines, or a numbered list item's sentence
+                    head, skip = _run_on(head, lines[i + 1])
             if head:
                 flush_table()
                 flush_para()

@@ -83,14 +83,15 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             lanes = self._lanes(len(texts))
-            if lanes == 1 and not (self.device == "cpu" and len(texts) == 1):
+            # one question also runs on one thread: it beats two that wait on each other (24 vs 37 ms)
+            if self.device != "cpu" or (lanes == 1 and len(texts) > 1):
                 return self._encode(texts)
             import torch
 
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # read by each new lane thread when it first runs an operator
             try:
-                if lanes == 1:  # one question: one thread beats two that wait on each other (24 vs 37 ms)
+                if lanes == 1:
                     return self._encode(texts)
                 with ThreadPoolExecutor(lanes, thread_name_prefix="embed-lane") as pool:
                     parts = list(pool.map(self._encode, [texts[i::lanes] for i in range(lanes)]))

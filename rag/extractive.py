@@ -219,6 +219,8 @@ def named_subjects(question: str, titles: Iterable[str], common: Callable[[str],
 
 
 def _mentions(c: Candidate, prefixes: set[str]) -> bool:
+    """Whether the candidate's sentence, table caption and header, section or title has a word
+    starting with one of `prefixes` (PREFIX letters each)."""
     words = stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")
     return any(w[:PREFIX] in prefixes for w in words)
 
@@ -237,8 +239,7 @@ def _names_subject(c: Candidate, question: str, idf: Idf, common: Callable[[str]
                if len(p) >= 4 and not p.isdigit() and not STOP_TERMS.match(p) and not common(p) and idf(p) >= rare_idf}
     if not subject:
         return True
-    named = {w[:PREFIX] for w in stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")}
-    return any(t[:PREFIX] in named for t in subject)  # by prefix, as in unsupported_terms
+    return _mentions(c, {t[:PREFIX] for t in subject})  # by prefix, as in unsupported_terms
 
 
 def asks_for_amount(question: str) -> bool:

@@ -102,7 +102,7 @@ class QA:
         store = Store(database_path(self.settings.home), readonly=True)
         try:
             for c in chosen:
-                cite = self._quote_page(len(cites) + 1, c.hit, c.text)
+                cite = self._quote_page(len(cites) + 1, c.hit, c.text, store)
                 page = store.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page)
                 if not page or not is_verbatim(cite.quote, page):  # a guard: chunk text is page text
                     log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
@@ -116,20 +116,21 @@ class QA:
             return "", [], True
         return " ".join(parts), cites, False
 
-    def _quote_page(self, n: int, hit: Hit, quote: str) -> Citation:
+    def _quote_page(self, n: int, hit: Hit, quote: str, store: Store | None = None) -> Citation:
         """A citation on the one page (of the passage's span) that holds the quote verbatim.
 
         A sentence that runs over a page break is quoted up to the break (or from it), so that the
-        quote is always verbatim on the page the citation names.
+        quote is always verbatim on the page the citation names. `store`: an open reader to use.
         """
         chunk = hit.chunk
         if chunk.page_end <= chunk.page:
             return Citation(n=n, hit=hit, quote=quote)
-        store = Store(database_path(self.settings.home), readonly=True)
+        reader = store or Store(database_path(self.settings.home), readonly=True)
         try:
-            pages = {p.number: p for p in store.pages(chunk.doc_id) if chunk.page <= p.number <= chunk.page_end}
+            pages = {p.number: p for p in reader.pages(chunk.doc_id) if chunk.page <= p.number <= chunk.page_end}
         finally:
-            store.close()
+            if store is None:
+                reader.close()
         for page in pages.values():
             if is_verbatim(quote, page.text):
                 return Citation(n=n, hit=_on_page(hit, page.number, page.label), quote=quote)
