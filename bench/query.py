@@ -405,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     machine = report.machine()
     settings = Settings.from_env()
-    embedder = SentenceTransformerEmbedder(settings.embed_model, "cpu", settings.embed_batch_size)
+    embedder = SentenceTransformerEmbedder(settings.embed_model, "cpu", settings.embed_batch_size,
+                                           query_runtime=settings.query_runtime, cache_dir=settings.home / "models")
+    machine["query_runtime"] = report.query_runtime(embedder)
     results: dict = {"machine": machine, "synthetic": []}
     if not args.skip_real:
         results["real"] = bench_real(args, embedder)

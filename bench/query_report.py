@@ -41,6 +41,17 @@ def machine() -> dict:
             "omp": os.environ.get("OMP_WAIT_POLICY", ""), "label": os.environ.get("BENCH_LABEL", "")}
 
 
+def query_runtime(embedder: object) -> str:
+    """Which runtime embeds a question: ONNX Runtime (with its version and threads) or torch."""
+    onnx = getattr(embedder, "onnx", None)
+    if onnx is None:
+        return "torch"
+    import onnxruntime
+
+    threads = onnx.session.get_session_options().intra_op_num_threads
+    return f"ONNX Runtime {onnxruntime.__version__} ({threads} threads, no spinning)"
+
+
 def _pp(pair: tuple[float, float]) -> str:
     return f"{pair[0]:.1f} / {pair[1]:.1f}"
 
@@ -70,14 +81,16 @@ def render(res: dict, reference: dict | None = None) -> str:
     m = res["machine"]
     lines = [SECTION, "",
              "Written by `bench/query.py` (`--quick`: synthetic 100,000 only). Times in ms as p50 / p95. "
-             "Retrieval is measured as the product runs it: query embedding (all-MiniLM-L6-v2 on the CPU), "
+             "Retrieval is measured as the product runs it: query embedding (all-MiniLM-L6-v2 on the CPU, "
+             "runtime below), "
              "FAISS via `dense_ranking` (depth 50, so FAISS is asked for 200), BM25 via `Lexical.ranking`, "
              "fusion = filter mask + RRF + building hits; **retrieve total** is a separate timing of "
              "embedding + `Engine.retrieve`, not the sum of the step percentiles; *search only* = faiss + bm25 + "
              "fusion (sum of the step p50s, of the p95s); CPU = process CPU time of the whole call, all threads "
              "(less sensitive to other jobs on the cores than wall time).", "",
              f"Machine: {m['cores']} cores, {m['cpu']}, {m['mem_gb']:.0f} GiB RAM, shared with other engineers' "
-             f"jobs; OMP_WAIT_POLICY={m['omp']}; {m['versions']}.",
+             f"jobs; OMP_WAIT_POLICY={m['omp']}; {m['versions']}; questions embedded by "
+             f"{m.get('query_runtime', 'torch')}.",
              f"`uptime` at start: `{m['load_start']}`; at end: `{m.get('load_end', '')}`. "
              "A 1-minute load above 2 means the 2 cores were oversubscribed while measuring.", ""]
     real = res.get("real")

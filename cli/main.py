@@ -97,7 +97,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from rag.embedder import SentenceTransformerEmbedder
 
     settings = settings_from(args)
-    embedder = SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size)
+    embedder = SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
+                                           query_runtime=settings.query_runtime,
+                                           cache_dir=settings.home / "models")
     bars: dict[str, tqdm] = {}
     show = sys.stderr.isatty()
 

@@ -62,6 +62,10 @@ class Settings:
     # Texts per forward pass; 0 picks by device: 16 on CPU (30% faster than 64 for ~200-word-piece
     # chunks on 2 cores: smaller attention tensors stay in cache; bench/RESULTS.md), 64 on a GPU.
     embed_batch_size: int = 0
+    # Short inputs (a question, the answerer's sentences) on the CPU: "auto" runs them on ONNX Runtime
+    # when installed (same vectors, a question in ~10 ms instead of ~24 ms; bench/RESULTS.md), "onnx"
+    # requires it, "torch" never uses it. Ingestion batches always run on torch (faster for chunks).
+    query_runtime: str = "auto"
     # Hits returned by `retrieve` and considered by `ask`.
     top_k: int = 10
     # Reciprocal-rank-fusion constant (60 is the value from Cormack et al., 2009).

@@ -21,7 +21,8 @@ class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or SentenceTransformerEmbedder(
-            settings.embed_model, settings.device, settings.embed_batch_size
+            settings.embed_model, settings.device, settings.embed_batch_size,
+            query_runtime=settings.query_runtime, cache_dir=settings.home / "models",
         )
         self._snap: Snapshot | None = None
         self._lexical: Lexical | None = None

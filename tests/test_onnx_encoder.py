@@ -1,0 +1,86 @@
+"""The ONNX Runtime path for short inputs: the same vectors as torch, a cached export, and a safe fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import onnx_encoder
+from rag.config import default_model_path
+from rag.embedder import ONNX_MAX_TEXTS, SentenceTransformerEmbedder
+from rag.errors import ConfigError
+
+pytestmark = pytest.mark.skipif(not onnx_encoder.available(), reason="onnxruntime/onnx not installed")
+
+QUESTIONS = [
+    "What is the usual starting dose of warfarin?",
+    "amoxicillin otitis media",
+    "  Which AWaRe group does amoxicillin belong to, and is it first choice for pharyngitis in children?  ",
+]
+
+
+def torch_twin(real_embedder: SentenceTransformerEmbedder) -> SentenceTransformerEmbedder:
+    """A second embedder over the same loaded model that never uses ONNX Runtime."""
+    twin = object.__new__(SentenceTransformerEmbedder)
+    twin.__dict__.update(real_embedder.__dict__, onnx=None)
+    return twin
+
+
+def test_short_inputs_run_on_onnx_with_torchs_vectors(real_embedder) -> None:
+    assert real_embedder.onnx is not None, "the product's embedder should use ONNX Runtime on this CPU"
+    torch_only = torch_twin(real_embedder)
+    calls: list[int] = []
+    encode = real_embedder.onnx.encode
+    real_embedder.onnx.encode = lambda texts: calls.append(len(texts)) or encode(texts)  # type: ignore[method-assign]
+    try:
+        one = real_embedder.embed(QUESTIONS[:1])
+        padded = real_embedder.embed(QUESTIONS)  # different lengths: padding must not change a vector
+    finally:
+        del real_embedder.onnx.encode
+    assert calls == [1, 3]
+    np.testing.assert_allclose(one, torch_only.embed(QUESTIONS[:1]), atol=1e-5)
+    np.testing.assert_allclose(padded, torch_only.embed(QUESTIONS), atol=1e-5)
+    np.testing.assert_allclose(padded[:1], one, atol=1e-5)
+    assert padded.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(padded, axis=1), 1.0, atol=1e-5)
+
+
+def test_long_inputs_stay_on_torch(real_embedder) -> None:
+    texts = [f"Chunk {i}: amoxicillin 500 mg three times daily." for i in range(ONNX_MAX_TEXTS + 1)]
+    calls: list[int] = []
+    real_embedder.onnx.encode = lambda t: calls.append(len(t))  # type: ignore[method-assign,union-attr]
+    try:
+        vecs = real_embedder.embed(texts)
+    finally:
+        del real_embedder.onnx.encode  # type: ignore[union-attr]
+    assert calls == [] and vecs.shape == (len(texts), real_embedder.dim)
+
+
+def test_export_is_cached_and_a_damaged_file_is_made_again(real_embedder, tmp_path: Path) -> None:
+    model, folder = real_embedder.model, Path(default_model_path())
+    first = onnx_encoder.OnnxEncoder(model, folder, tmp_path, threads=1)
+    stamp = first.path.stat().st_mtime_ns
+    again = onnx_encoder.OnnxEncoder(model, folder, tmp_path, threads=1)
+    assert again.path == first.path and again.path.stat().st_mtime_ns == stamp  # reused, not exported
+    first.path.write_bytes(b"not an onnx file")
+    repaired = onnx_encoder.OnnxEncoder(model, folder, tmp_path, threads=1)
+    assert repaired.path.stat().st_size > 1_000_000
+    np.testing.assert_allclose(repaired.encode(QUESTIONS), first.encode(QUESTIONS), atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.path.name]  # no temporary files left
+
+
+def test_a_mismatching_export_falls_back_to_torch_or_fails_when_required(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(onnx_encoder, "MAX_DIFF", -1.0)  # any export now "differs"
+    auto = SentenceTransformerEmbedder(default_model_path(), "cpu", query_runtime="auto", cache_dir=tmp_path)
+    assert auto.onnx is None
+    assert auto.embed(QUESTIONS[:1]).shape == (1, auto.dim)
+    with pytest.raises(ConfigError, match="GQA_QUERY_RUNTIME=onnx but the ONNX export differs from torch"):
+        SentenceTransformerEmbedder(default_model_path(), "cpu", query_runtime="onnx", cache_dir=tmp_path)
+
+
+def test_runtime_names_are_checked() -> None:
+    with pytest.raises(ConfigError, match="query runtime 'tensorrt' is not one of auto, onnx, torch"):
+        SentenceTransformerEmbedder(default_model_path(), "cpu", query_runtime="tensorrt")
