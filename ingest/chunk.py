@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rag.text import split_sentences
 from rag.types import Chunk, Page, sha256_hex
@@ -26,6 +27,8 @@ RUN_ON_WORDS = {"a", "all", "an", "and", "any", "are", "as", "at", "be", "by", "
                 "in", "into", "is", "of", "on", "or", "than", "that", "the", "to", "when", "which", "who", "with"}
 GAP = " | "  # column separator written into table rows (from runs of 2+ spaces in layout text)
 END_PUNCT = (".", "!", "?", ":", ";", ")", "]")
+# A list item: a dash or bullet, then a space ('− Otitis media', '• Pregnancy').
+LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -42,8 +45,9 @@ class Unit:
     table_head: str = ""  # caption and header rows, repeated on every chunk of the table
 
 
-def heading_of(line: str, outline_titles: set[str]) -> tuple[int, str] | None:
-    """(level, heading text) when `line` is a section heading, else None.
+def heading_of(line: str, outline_titles: set[str], labels: frozenset[str] = frozenset()) -> tuple[int, str] | None:
+    """(level, heading text) when `line` is a section heading, else None; `labels` (repeated_labels)
+    are never headings.
 
     Example: '2.3 Dosage in renal impairment' -> (2, '2.3 Dosage in renal impairment')
     """
@@ -53,9 +57,52 @@ def heading_of(line: str, outline_titles: set[str]) -> tuple[int, str] | None:
     m = NUMBERED.match(norm)
     if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14 and not TOC_ENTRY.search(norm):
         return (m.group(1).count(".") + 1, norm)
-    if UPPER.match(norm) and sum(c.isalpha() for c in norm) >= 6 and GAP not in norm:
+    if _label_form(norm) and not _only_labels(norm, labels):
         return (1, norm)
     return None
+
+
+def _label_form(norm: str) -> bool:
+    """Whether a line looks like a label-style heading ('WARNINGS AND PRECAUTIONS')."""
+    return bool(UPPER.match(norm)) and sum(c.isalpha() for c in norm) >= 6 and GAP not in norm
+
+
+def repeated_labels(pages: list[Page], min_pages: int = 3) -> frozenset[str]:
+    """Label-style lines that stand twice or more on one page, on most of the pages where they stand
+    (and on `min_pages` or more): the field or column labels of a list of records, not section headings.
+
+    In a list of medicines each entry has its 'FIRST CHOICE' and 'SECOND CHOICE' columns; taken as
+    headings they would file every entry under the last label read, away from the medicine's name and
+    its real section. A real heading stands once on its page; one cited in running text ('(see
+    WARNINGS)') may stand twice, but not on most of its pages.
+    Example: three pages of 'FIRST CHOICE\n- Otitis media\nFIRST CHOICE\n- Sepsis' -> {'FIRST CHOICE'}
+    """
+    on_page: dict[str, list[int]] = {}  # label -> its count on each page where it stands
+    for page in pages:
+        outline = {" ".join(t.split()).lower() for _, t in page.outline}
+        counts: dict[str, int] = {}
+        for line in page.text.splitlines():
+            norm = " ".join(line.split())
+            if _label_form(norm) and norm.lower() not in outline:
+                counts[norm] = counts.get(norm, 0) + 1
+        for label, n in counts.items():
+            on_page.setdefault(label, []).append(n)
+    return frozenset(label for label, ns in on_page.items()
+                     if (twice := sum(n >= 2 for n in ns)) >= min_pages and 2 * twice > len(ns))
+
+
+def _only_labels(norm: str, labels: frozenset[str]) -> bool:
+    """Whether a line is made of repeated labels only ('FIRST CHOICE SECOND CHOICE', both labels).
+
+    Example: ('FIRST CHOICE SECOND CHOICE', {'FIRST CHOICE', 'SECOND CHOICE'}) -> True
+    """
+    return bool(labels) and _labels_pattern(labels).fullmatch(norm) is not None
+
+
+@lru_cache(maxsize=8)
+def _labels_pattern(labels: frozenset[str]) -> re.Pattern:
+    one = "|".join(re.escape(x) for x in sorted(labels, key=len, reverse=True))
+    return re.compile(f"(?:{one})(?: (?:{one}))*")
 
 
 def _run_on(head: tuple[int, str], following: str) -> tuple[tuple[int, str] | None, bool]:
@@ -92,6 +139,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
     """Walk the pages in order, tracking the section path, and emit sentences and table rows."""
     units: list[Unit] = []
     path: list[tuple[int, str]] = []
+    labels = repeated_labels(pages)
     pending = ""  # a sentence cut by a page break, carried onto the next page
     pending_page = 0
     for page in pages:
@@ -104,12 +152,16 @@ def page_units(pages: list[Page]) -> list[Unit]:
 
         def flush_para() -> None:
             nonlocal pending, pending_page
+            record = any(_only_labels(ln, labels) for ln in para)
             text = _join_lines(para)
             para.clear()
             if pending:
                 text = f"{pending} {text}".strip()
             start = pending_page or page.number
             pending, pending_page = "", 0
+            if record:  # a row of a table, one unit, so that a chunk never parts its name from its lists
+                units.append(Unit("table", text, start, page.number, section()))
+                return
             for i, sent in enumerate(split_sentences(text)):
                 units.append(Unit("text", sent, start if i == 0 else page.number, page.number, section()))
 
@@ -119,7 +171,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 units.extend(_table_units(table, page.number, section()))
             table = None
 
-        lines = [ln.strip() for ln in page.text.splitlines()]
+        lines = _mark_records([ln.strip() for ln in page.text.splitlines()], labels, outline)
         skip = False
         for i, line in enumerate(lines):
             if skip:  # the second line of a wrapped heading, already taken
@@ -131,7 +183,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 elif para:
                     flush_para()
                 continue
-            head = heading_of(line, outline)
+            head = heading_of(line, outline, labels)
             if head and line.lower() not in outline:  # outline titles are headings wherever they stand
                 if table is None and _clause_open(para):
                     head = None  # '(See CLINICAL PHARMACOLOGY, ... DOSAGE AND ADMINISTRATION, and ...)'
@@ -164,21 +216,69 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 continue
             para.append(line)
         flush_table()
-        # carry an unfinished sentence over the page break
+        # carry an unfinished sentence over the page break (not a record: it ends where its page does)
         text = _join_lines(para)
-        para.clear()
-        sents = split_sentences(text) if text else []
+        sents = split_sentences(text) if text and not any(_only_labels(ln, labels) for ln in para) else []
         if sents and not sents[-1].endswith(END_PUNCT) and page is not pages[-1]:
             tail = sents.pop()
-            para.append(" ".join(sents))
+            para[:] = [" ".join(sents)]
             flush_para()
             pending, pending_page = tail, page.number
         else:
-            para.append(text)
             flush_para()
     if pending:
         units.append(Unit("text", pending, pending_page, pending_page, " > ".join(h for _, h in path)))
     return [u for u in units if u.text.strip()]
+
+
+def _mark_records(lines: list[str], labels: frozenset[str], outline: set[str]) -> list[str]:
+    """Make each record of labelled lists one paragraph: blank lines inside it dropped, one before it.
+
+    A record is a name and its details, then its labels, each with a list ('amoxicillin', 'Powder for
+    injection: ...', 'FIRST CHOICE', '- Otitis media', 'SECOND CHOICE', '- Acute bacterial meningitis').
+    pypdf gives no blank line between one record's last list item and the next record's name, and
+    blank lines inside records; so after a label, a plain line starts the next record unless it
+    continues the item above (the item is left open, or the next filled line is an item or a label).
+    Example: (['A', 'x', 'FIRST', '- p', 'B', '', 'y', 'FIRST', '- q'], {'FIRST'}, set())
+        -> ['A', 'x', 'FIRST', '- p', '', 'B', 'y', 'FIRST', '- q']
+    """
+    if not any(_only_labels(ln, labels) for ln in lines):
+        return lines
+    out: list[str] = []
+    state = ""  # "lists": after a record's label; "name": after a record's first line, before its label
+    for i, line in enumerate(lines):
+        if not line:
+            if not state and not (out and out[-1] and not out[-1].endswith(END_PUNCT)):
+                out.append(line)  # kept where it ends a sentence ('azithromycin', '', 'Tablet: ...' is one)
+            continue
+        if _only_labels(line, labels):
+            state = "lists"
+        elif heading_of(line, outline, labels):
+            state = ""
+            out.append("")
+        elif state == "lists" and not LIST_ITEM.match(line) and not _continues_item(out, lines[i:], labels):
+            state = "name"
+            out.append("")
+        out.append(line)
+    return out
+
+
+def _continues_item(before: list[str], after: list[str], labels: frozenset[str]) -> bool:
+    """Whether a plain line (`after[0]`) after a labelled list is the wrapped end of its last item.
+
+    It is when it opens with a parenthesis, when the item is left open ('- Infection due to',
+    '- Pneumonia (mild to') or when the next filled line is another item, a label or nothing.
+    """
+    start = next((k for k in range(len(before) - 1, -1, -1)
+                  if LIST_ITEM.match(before[k]) or _only_labels(before[k], labels)), len(before))
+    item = " ".join(before[start:])  # the last item with its wrapped lines so far
+    if after and after[0].startswith("("):  # '(mild to moderate)'
+        return True
+    if LIST_ITEM.match(item) and (_clause_open([item]) or item.endswith(("/", "-"))
+                                   or item.split()[-1].lower() in RUN_ON_WORDS):
+        return True
+    following = next((ln for ln in after[1:] if ln), "")
+    return not following or bool(LIST_ITEM.match(following)) or _only_labels(following, labels)
 
 
 def _prose_after_grid(table: list[str], line: str) -> bool:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 from docgen import DocSpec, Heading, PageBreak, Paragraph, Table, render_pdf
+from render_demo import BulletList
 
-from ingest.chunk import chunk_pages, heading_of, page_units, split_sentences
+from ingest.chunk import chunk_pages, heading_of, page_units, repeated_labels, split_sentences
 from ingest.extract import extract_pdf, strip_running_lines
 from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version, version_key
 from rag.types import Page
@@ -417,3 +418,66 @@ def test_label_heading_words_inside_a_cross_reference_stay_in_the_sentence() -> 
     units = page_units([Page(1, "1", text)])
     assert {u.section for u in units} == {"5 PRECAUTIONS"}
     assert any("DOSAGE AND ADMINISTRATION" in u.text for u in units)
+
+
+# A list of medicines, two to a page, each with its 'FIRST CHOICE' and 'SECOND CHOICE' lists (as in the WHO
+# Essential Medicines List's antibiotics): the labels are not headings, and each record stays whole.
+MEDICINES = [
+    ("amikacin", "Injection: 250 mg/mL in 2 mL vial.", ["High-risk febrile neutropenia"], ["Sepsis in neonates"]),
+    ("amoxicillin", "Tablet: 250 mg; 500 mg.", ["Otitis media", "Pharyngitis"], ["Acute bacterial meningitis"]),
+    ("ampicillin", "Powder for injection: 500 mg in vial.", ["Pneumonia (severe)"], ["Acute bacterial meningitis"]),
+    ("cefalexin", "Tablet: 125 mg; 250 mg.", ["Skin and soft tissue infections"], ["Pharyngitis"]),
+    ("cefazolin", "Powder for injection: 1 g in vial.", ["Surgical prophylaxis"], ["Bone and joint infections"]),
+    ("cloxacillin", "Capsule: 500 mg.", ["Skin and soft tissue infections"], ["Bone and joint infections"]),
+]
+NOTES = ["Doses are for adults.", "Children need weight-based doses.", "Check local resistance data."]
+
+
+def medicine_list() -> DocSpec:
+    blocks: list = [Heading("6.2.1", "Access group antibiotics")]
+    for k, (name, form, first, second) in enumerate(MEDICINES):
+        if k and k % 2 == 0:
+            blocks.append(PageBreak())
+        blocks += [Paragraph(name), Paragraph(form), Paragraph("FIRST CHOICE"), BulletList(first),
+                   Paragraph("SECOND CHOICE"), BulletList(second)]
+        if k % 2:  # a repeated line at the foot of each page is a running footer, stripped
+            blocks += [Paragraph(NOTES[k // 2]), Paragraph("See the annex for the evidence.")]
+    return DocSpec(title="Antibiotic list", blocks=blocks)
+
+
+def test_record_list_keeps_each_medicine_whole_under_its_section(tmp_path: Path) -> None:
+    ext = extract_pdf(render_pdf(tmp_path / "list.pdf", medicine_list()))
+    units = page_units(ext.pages)
+    section = "6.2.1 Access group antibiotics"
+    assert [(u.kind, u.page, u.section, u.text) for u in units] == [
+        ("table", 1, section, "amikacin Injection: 250 mg/mL in 2 mL vial. FIRST CHOICE - High-risk febrile "
+                              "neutropenia SECOND CHOICE - Sepsis in neonates"),
+        ("table", 1, section, "amoxicillin Tablet: 250 mg; 500 mg. FIRST CHOICE - Otitis media - Pharyngitis "
+                              "SECOND CHOICE - Acute bacterial meningitis Doses are for adults."),
+        ("table", 2, section, "ampicillin Powder for injection: 500 mg in vial. FIRST CHOICE - Pneumonia (severe) "
+                              "SECOND CHOICE - Acute bacterial meningitis"),
+        ("table", 2, section, "cefalexin Tablet: 125 mg; 250 mg. FIRST CHOICE - Skin and soft tissue infections "
+                              "SECOND CHOICE - Pharyngitis Children need weight-based doses."),
+        ("table", 3, section, "cefazolin Powder for injection: 1 g in vial. FIRST CHOICE - Surgical prophylaxis "
+                              "SECOND CHOICE - Bone and joint infections"),
+        ("table", 3, section, "cloxacillin Capsule: 500 mg. FIRST CHOICE - Skin and soft tissue infections "
+                              "SECOND CHOICE - Bone and joint infections Check local resistance data."),
+    ]
+
+
+def test_record_list_chunks_hold_whole_rows(tmp_path: Path, hash_embedder) -> None:
+    _, chunks = chunks_of(render_pdf(tmp_path / "list.pdf", medicine_list()), hash_embedder, body_tokens=60)
+    rows = [row for c in chunks for row in c.text.split("\n")]
+    assert [r.split()[0] for r in rows] == [m[0] for m in MEDICINES]  # every row starts with its medicine
+    assert {c.kind for c in chunks} == {"table"}
+
+
+def test_repeated_labels_are_labels_but_a_cited_heading_is_not() -> None:
+    record = "FIRST CHOICE\n- Otitis media\nSECOND CHOICE\n- Sepsis\n"
+    pages = [Page(n, str(n), record * 2) for n in (1, 2, 3)]
+    assert repeated_labels(pages) == {"FIRST CHOICE", "SECOND CHOICE"}
+    # 'WARNINGS' cited twice on two pages, and the heading itself on a third: still a heading
+    cited = "Avoid in pregnancy (see\nWARNINGS\n). Stop at once (see\nWARNINGS\n)."
+    pages = [Page(1, "1", cited), Page(2, "2", cited), Page(3, "3", "WARNINGS\nLiver injury may occur.")]
+    assert repeated_labels(pages) == set()
+    assert {u.section for u in page_units(pages) if u.page == 3} == {"WARNINGS"}
