@@ -1,8 +1,7 @@
 """Answering quality on ../shared/eval/dev.jsonl against the targets of the answering issue (slow tier).
 
-Each target is its own test so that a regression names the metric. Targets the default answerer does
-not reach yet are marked xfail(strict=True) with the measured figure: when one starts passing, the
-strict xfail fails and the mark must be removed.
+Each target is its own test so that a regression names the metric. The dev set is small (25 answerable,
+5 unanswerable questions): one question is 4 points of gold@1 or top-5 and 20 points of abstention.
 """
 
 from __future__ import annotations
@@ -40,22 +39,9 @@ def test_gold_page_at_rank_1(runs):
     assert sum(r == 1 for r in ranks) / len(ranks) >= 0.85
 
 
-@pytest.mark.xfail(strict=True, reason="measured 24/25 = 96% in the top 5 (target 97%): d-024")
 def test_gold_page_in_top_5(runs):
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
     assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.97
-
-
-def test_gold_page_in_top_5_floor(runs):
-    """The level reached now, as a regression floor below the target."""
-    ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
-    assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.92
-
-
-def test_gold_page_at_rank_1_floor(runs):
-    """The level reached now, as a regression floor below the target."""
-    ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
-    assert sum(r == 1 for r in ranks) / len(ranks) >= 0.80
 
 
 def test_unanswerable_questions_abstain(runs):
@@ -75,15 +61,6 @@ def test_must_include_terms_in_answers(runs):
         found += cov * len(i.must_include)
         total += len(i.must_include)
     assert found / total >= 0.85
-
-
-def test_must_include_floor(runs):
-    """The level reached now, as a regression floor below the target."""
-    found = total = 0.0
-    for i, a in _answerable(runs):
-        found += (must_include_coverage(a.text, i.must_include) or 0.0) * len(i.must_include)
-        total += len(i.must_include)
-    assert found / total >= 0.80
 
 
 def test_every_quote_is_verbatim_on_its_cited_page(runs, corpus_home: Path):
