@@ -10,22 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
+from ingest.sections import (
+    GAP,
+    RUN_ON_WORDS,
+    SectionPath,
+    clause_open,
+    heading_of,
+    only_labels,
+    repeated_labels,
+    run_on,
+)
 from rag.text import split_sentences
 from rag.types import Chunk, Page, sha256_hex
+from rag.verify import TABLE_HEAD_END
 
-# "2.3 Dosage in renal impairment", "5 WARNINGS AND PRECAUTIONS", "3. Treatment" (not "5 mg daily").
-NUMBERED = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+([A-Z][A-Za-z0-9 ,;:'()/&\-]{2,90})$")
-# Label-style headings: "WARNINGS AND PRECAUTIONS", "CONTRAINDICATIONS".
-UPPER = re.compile(r"^[A-Z][A-Z ,&/()\-]{5,70}$")
 CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d+[A-Za-z]?(?:[.:]|\s)")
-# A table-of-contents line: a heading followed by its page number (or dot leaders), not a heading here.
-TOC_ENTRY = re.compile(r"(?:\.{3,}|…)\s*\d*$|[A-Za-z)]\s+\d{1,3}$")
-# A heading line that ends in one of these words goes on on the next line.
-RUN_ON_WORDS = {"a", "all", "an", "and", "any", "are", "as", "at", "be", "by", "each", "for", "from", "has", "have",
-                "in", "into", "is", "of", "on", "or", "than", "that", "the", "to", "when", "which", "who", "with"}
-GAP = " | "  # column separator written into table rows (from runs of 2+ spaces in layout text)
 END_PUNCT = (".", "!", "?", ":", ";", ")", "]")
 # A list item: a dash or bullet, then a space ('− Otitis media', '• Pregnancy').
 LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
@@ -45,100 +45,10 @@ class Unit:
     table_head: str = ""  # caption and header rows, repeated on every chunk of the table
 
 
-def heading_of(line: str, outline_titles: set[str], labels: frozenset[str] = frozenset()) -> tuple[int, str] | None:
-    """(level, heading text) when `line` is a section heading, else None; `labels` (repeated_labels)
-    are never headings.
-
-    Example: '2.3 Dosage in renal impairment' -> (2, '2.3 Dosage in renal impairment')
-    """
-    norm = " ".join(line.split())
-    if norm.lower() in outline_titles:
-        return (1 + _number_depth(norm), norm)
-    m = NUMBERED.match(norm)
-    if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14 and not TOC_ENTRY.search(norm):
-        return (m.group(1).count(".") + 1, norm)
-    if _label_form(norm) and not _only_labels(norm, labels):
-        return (1, norm)
-    return None
-
-
-def _label_form(norm: str) -> bool:
-    """Whether a line looks like a label-style heading ('WARNINGS AND PRECAUTIONS')."""
-    return bool(UPPER.match(norm)) and sum(c.isalpha() for c in norm) >= 6 and GAP not in norm
-
-
-def repeated_labels(pages: list[Page], min_pages: int = 3) -> frozenset[str]:
-    """Label-style lines that stand twice or more on one page, on most of the pages where they stand
-    (and on `min_pages` or more): the field or column labels of a list of records, not section headings.
-
-    In a list of medicines each entry has its 'FIRST CHOICE' and 'SECOND CHOICE' columns; taken as
-    headings they would file every entry under the last label read, away from the medicine's name and
-    its real section. A real heading stands once on its page; one cited in running text ('(see
-    WARNINGS)') may stand twice, but not on most of its pages.
-    Example: three pages of 'FIRST CHOICE\n- Otitis media\nFIRST CHOICE\n- Sepsis' -> {'FIRST CHOICE'}
-    """
-    on_page: dict[str, list[int]] = {}  # label -> its count on each page where it stands
-    for page in pages:
-        outline = {" ".join(t.split()).lower() for _, t in page.outline}
-        counts: dict[str, int] = {}
-        for line in page.text.splitlines():
-            norm = " ".join(line.split())
-            if _label_form(norm) and norm.lower() not in outline:
-                counts[norm] = counts.get(norm, 0) + 1
-        for label, n in counts.items():
-            on_page.setdefault(label, []).append(n)
-    return frozenset(label for label, ns in on_page.items()
-                     if (twice := sum(n >= 2 for n in ns)) >= min_pages and 2 * twice > len(ns))
-
-
-def _only_labels(norm: str, labels: frozenset[str]) -> bool:
-    """Whether a line is made of repeated labels only ('FIRST CHOICE SECOND CHOICE', both labels).
-
-    Example: ('FIRST CHOICE SECOND CHOICE', {'FIRST CHOICE', 'SECOND CHOICE'}) -> True
-    """
-    return bool(labels) and _labels_pattern(labels).fullmatch(norm) is not None
-
-
-@lru_cache(maxsize=8)
-def _labels_pattern(labels: frozenset[str]) -> re.Pattern:
-    one = "|".join(re.escape(x) for x in sorted(labels, key=len, reverse=True))
-    return re.compile(f"(?:{one})(?: (?:{one}))*")
-
-
-def _run_on(head: tuple[int, str], following: str) -> tuple[tuple[int, str] | None, bool]:
-    """A heading line that runs on (the next line starts in lower case, or it ends in a RUN_ON_WORDS word):
-    (heading, consumed the next line?).
-
-    '4. Safety of praziquantel for' + 'treatment of schistosomiasis' is one heading; '1. Testing for
-    infection with a test that has high' + 'sensitivity and specificity. This may ...' is a numbered
-    list item (its sentence ends on the next line), so no heading at all.
-    """
-    level, text = head
-    if re.search(r"[.;:!?](\s|$)", following) or len(following.split()) > 10 or TOC_ENTRY.search(following):
-        return None, False  # a sentence, or a table-of-contents entry wrapped over two lines
-    if text.split()[-1].lower() in RUN_ON_WORDS:
-        return (level, f"{text} {following}"), True
-    return head, False  # 'DENTAL MEDICINES' then 'fluoride': a heading, then a list of lower-case names
-
-
-def _clause_open(para: list[str]) -> bool:
-    """Whether the paragraph so far stops inside a parenthesis or after a comma, so that the next
-    line continues it (a heading cannot start there)."""
-    if not para:
-        return False
-    text = " ".join(para)
-    return text.count("(") > text.count(")") or text.endswith((",", "("))
-
-
-def _number_depth(title: str) -> int:
-    m = re.match(r"^(\d+(?:\.\d+)*)", title)
-    return m.group(1).count(".") if m else 0
-
-
 def page_units(pages: list[Page]) -> list[Unit]:
     """Walk the pages in order, tracking the section path, and emit sentences and table rows."""
     units: list[Unit] = []
-    path: list[tuple[int, str]] = []
+    path = SectionPath(units)
     labels = repeated_labels(pages)
     pending = ""  # a sentence cut by a page break, carried onto the next page
     pending_page = 0
@@ -147,12 +57,9 @@ def page_units(pages: list[Page]) -> list[Unit]:
         para: list[str] = []
         table: list[str] | None = None
 
-        def section() -> str:
-            return " > ".join(h for _, h in path)
-
         def flush_para() -> None:
             nonlocal pending, pending_page
-            record = any(_only_labels(ln, labels) for ln in para)
+            record = any(only_labels(ln, labels) for ln in para)
             text = _join_lines(para)
             para.clear()
             if pending:
@@ -160,15 +67,15 @@ def page_units(pages: list[Page]) -> list[Unit]:
             start = pending_page or page.number
             pending, pending_page = "", 0
             if record:  # a row of a table, one unit, so that a chunk never parts its name from its lists
-                units.append(Unit("table", text, start, page.number, section()))
+                units.append(Unit("table", text, start, page.number, path.text()))
                 return
             for i, sent in enumerate(split_sentences(text)):
-                units.append(Unit("text", sent, start if i == 0 else page.number, page.number, section()))
+                units.append(Unit("text", sent, start if i == 0 else page.number, page.number, path.text()))
 
         def flush_table() -> None:
             nonlocal table
             if table:
-                units.extend(_table_units(table, page.number, section()))
+                units.extend(_table_units(table, page.number, path.text()))
             table = None
 
         lines = _mark_records([ln.strip() for ln in page.text.splitlines()], labels, outline)
@@ -185,19 +92,16 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 continue
             head = heading_of(line, outline, labels)
             if head and line.lower() not in outline:  # outline titles are headings wherever they stand
-                if table is None and _clause_open(para):
+                if table is None and clause_open(para):
                     head = None  # '(See CLINICAL PHARMACOLOGY, ... DOSAGE AND ADMINISTRATION, and ...)'
                 elif i + 1 < len(lines) and (lines[i + 1][:1].islower()
                                              or line.split()[-1].lower() in RUN_ON_WORDS):
                     # the line runs on: a heading wrapped over two lines, or a numbered list item's sentence
-                    head, skip = _run_on(head, lines[i + 1])
+                    head, skip = run_on(head, lines[i + 1])
             if head:
                 flush_table()
                 flush_para()
-                level, text = head
-                while path and path[-1][0] >= level:
-                    path.pop()
-                path.append((level, text))
+                path.enter(*head, outline_title=line.lower() in outline)
                 continue
             if CAPTION.match(line):
                 flush_table()
@@ -218,7 +122,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
         flush_table()
         # carry an unfinished sentence over the page break (not a record: it ends where its page does)
         text = _join_lines(para)
-        sents = split_sentences(text) if text and not any(_only_labels(ln, labels) for ln in para) else []
+        sents = split_sentences(text) if text and not any(only_labels(ln, labels) for ln in para) else []
         if sents and not sents[-1].endswith(END_PUNCT) and page is not pages[-1]:
             tail = sents.pop()
             para[:] = [" ".join(sents)]
@@ -226,8 +130,9 @@ def page_units(pages: list[Page]) -> list[Unit]:
             pending, pending_page = tail, page.number
         else:
             flush_para()
+    path.close()
     if pending:
-        units.append(Unit("text", pending, pending_page, pending_page, " > ".join(h for _, h in path)))
+        units.append(Unit("text", pending, pending_page, pending_page, path.text()))
     return [u for u in units if u.text.strip()]
 
 
@@ -242,7 +147,7 @@ def _mark_records(lines: list[str], labels: frozenset[str], outline: set[str]) -
     Example: (['A', 'x', 'FIRST', '- p', 'B', '', 'y', 'FIRST', '- q'], {'FIRST'}, set())
         -> ['A', 'x', 'FIRST', '- p', '', 'B', 'y', 'FIRST', '- q']
     """
-    if not any(_only_labels(ln, labels) for ln in lines):
+    if not any(only_labels(ln, labels) for ln in lines):
         return lines
     out: list[str] = []
     state = ""  # "lists": after a record's label; "name": after a record's first line, before its label
@@ -251,7 +156,7 @@ def _mark_records(lines: list[str], labels: frozenset[str], outline: set[str]) -
             if not state and not (out and out[-1] and not out[-1].endswith(END_PUNCT)):
                 out.append(line)  # kept where it ends a sentence ('azithromycin', '', 'Tablet: ...' is one)
             continue
-        if _only_labels(line, labels):
+        if only_labels(line, labels):
             state = "lists"
         elif heading_of(line, outline, labels):
             state = ""
@@ -270,15 +175,15 @@ def _continues_item(before: list[str], after: list[str], labels: frozenset[str])
     '- Pneumonia (mild to') or when the next filled line is another item, a label or nothing.
     """
     start = next((k for k in range(len(before) - 1, -1, -1)
-                  if LIST_ITEM.match(before[k]) or _only_labels(before[k], labels)), len(before))
+                  if LIST_ITEM.match(before[k]) or only_labels(before[k], labels)), len(before))
     item = " ".join(before[start:])  # the last item with its wrapped lines so far
     if after and after[0].startswith("("):  # '(mild to moderate)'
         return True
-    if LIST_ITEM.match(item) and (_clause_open([item]) or item.endswith(("/", "-"))
+    if LIST_ITEM.match(item) and (clause_open([item]) or item.endswith(("/", "-"))
                                    or item.split()[-1].lower() in RUN_ON_WORDS):
         return True
     following = next((ln for ln in after[1:] if ln), "")
-    return not following or bool(LIST_ITEM.match(following)) or _only_labels(following, labels)
+    return not following or bool(LIST_ITEM.match(following)) or only_labels(following, labels)
 
 
 def _prose_after_grid(table: list[str], line: str) -> bool:
@@ -364,9 +269,9 @@ def chunk_pages(
             return
         first = group[0]
         kind = "table" if first.kind == "table" else "text"
-        body = [first.table_head] if first.table_head else []
-        body += [u.text for u in group]
-        text = ("\n" if kind == "table" else " ").join(body)
+        text = ("\n" if kind == "table" else " ").join(u.text for u in group)
+        if first.table_head:  # a blank line parts the caption and header rows from the rows (rag.verify reads it)
+            text = f"{first.table_head}{TABLE_HEAD_END}{text}"
         ordinal = len(chunks)
         cid = sha256_hex(f"{doc_id}|{ordinal}|{first.page}|{first.section}|{text}", 20)
         chunks.append(Chunk(cid, doc_id, ordinal, first.page, max(u.page_end for u in group),

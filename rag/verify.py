@@ -39,6 +39,10 @@ _INSTRUCTION = re.compile(
 
 QuotePage = Callable[[int, Hit, str], Citation]
 
+# Ends the caption and header rows of a table passage, where it has any: chunking writes them, this,
+# then one row a line. A list of records (a medicine with its labelled lists) has no caption or header.
+TABLE_HEAD_END = "\n\n"
+
 
 @dataclass(frozen=True)
 class Verified:
@@ -188,11 +192,23 @@ def looks_like_instruction(text: str) -> bool:
     return bool(_INSTRUCTION.search(text))
 
 
+def table_parts(text: str) -> tuple[list[str], list[str]]:
+    """A table passage's caption and header lines, and its rows (see TABLE_HEAD_END).
+
+    Example: 'Table 1. Doses\\nGroup | Dose\\n\\nAdults | 10 mg' -> (['Table 1. Doses', 'Group | Dose'],
+        ['Adults | 10 mg']); 'amoxicillin FIRST CHOICE ...' -> ([], ['amoxicillin FIRST CHOICE ...'])
+    """
+    head, sep, rows = text.partition(TABLE_HEAD_END)
+    if not sep:
+        head, rows = "", head
+    return [ln for ln in head.split("\n") if ln.strip()], [ln for ln in rows.split("\n") if ln.strip()]
+
+
 def _units(hit: Hit, with_head: bool) -> list[str]:
     c = hit.chunk
     if c.kind == "table":
-        lines = [ln for ln in c.text.split("\n") if ln.strip()]
-        units = lines if with_head or len(lines) <= 2 else lines[2:]  # caption and header rows come first
+        head, rows = table_parts(c.text)
+        units = head + rows if with_head else rows
     else:
         units = split_sentences(c.text)
     return [" ".join(u.split()) for u in units if u.strip() and not looks_like_instruction(u)]

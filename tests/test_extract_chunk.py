@@ -8,10 +8,12 @@ import pytest
 from docgen import DocSpec, Heading, PageBreak, Paragraph, Table, render_pdf
 from render_demo import BulletList
 
-from ingest.chunk import chunk_pages, heading_of, page_units, repeated_labels, split_sentences
+from ingest.chunk import chunk_pages, page_units, split_sentences
 from ingest.extract import extract_pdf, strip_running_lines
 from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version, version_key
+from ingest.sections import _continues, heading_of, repeated_labels, section_number
 from rag.types import Page
+from rag.verify import table_parts
 
 HEADER = "Zebra Quarterly Running Header"
 FOOTER = "Confidential footer line"
@@ -58,8 +60,8 @@ def test_handbook_chunks_known_answer(tmp_path: Path, hash_embedder) -> None:
         (2, 2, "1", renal, "text",
          "Reduce the dose by half when eGFR is below 30 mL/min (e.g. in elderly patients). Avoid in dialysis."),
         (2, 2, "1", renal, "table",
-         "Table 1. Doses by eGFR\neGFR | Dose\nabove 60 | 500 mg twice daily\n30 to 60 | 250 mg twice daily\n"
-         "below 30 | avoid"),
+         "Table 1. Doses by eGFR\neGFR | Dose\n\nabove 60 | 500 mg twice daily\n30 to 60 | 250 mg twice daily\n"
+         "below 30 | avoid"),  # caption and header, a blank line, the rows
         (2, 2, "1", "WARNINGS AND PRECAUTIONS", "text", "Lactic acidosis may occur. Stop the drug if it does."),
         (2, 2, "1", "Special populations", "text", "Pregnant women need specialist advice."),
     ]
@@ -150,7 +152,7 @@ def test_small_table_is_one_chunk(tmp_path: Path, hash_embedder) -> None:
     _, chunks = chunks_of(render_pdf(tmp_path / "table.pdf", spec), hash_embedder)
     tables = [c for c in chunks if c.kind == "table"]
     assert len(tables) == 1
-    assert tables[0].text.splitlines() == ["Table 2. Oral doses", "Drug | Dose | Interval",
+    assert tables[0].text.splitlines() == ["Table 2. Oral doses", "Drug | Dose | Interval", "",
                                            *[" | ".join(r) for r in rows]]
     assert tables[0].section == "3 Dosing"
     for c in chunks:
@@ -171,9 +173,10 @@ def test_long_table_split_only_between_rows(tmp_path: Path, hash_embedder) -> No
     seen: list[str] = []
     for c in tables:
         lines = c.text.splitlines()
-        assert lines[:2] == [caption, " | ".join(header)], lines  # caption and header repeated
-        assert len(lines) > 2  # at least one row
-        seen += lines[2:]
+        assert lines[:3] == [caption, " | ".join(header), ""], lines  # caption and header repeated
+        assert len(lines) > 3  # at least one row
+        assert table_parts(c.text) == (lines[:2], lines[3:])  # as rag.verify reads it
+        seen += lines[3:]
     assert seen == [" | ".join(r) for r in rows]  # every row whole, once, in order
 
 
@@ -470,6 +473,7 @@ def test_record_list_chunks_hold_whole_rows(tmp_path: Path, hash_embedder) -> No
     rows = [row for c in chunks for row in c.text.split("\n")]
     assert [r.split()[0] for r in rows] == [m[0] for m in MEDICINES]  # every row starts with its medicine
     assert {c.kind for c in chunks} == {"table"}
+    assert all(table_parts(c.text) == ([], c.text.split("\n")) for c in chunks)  # no caption or header
 
 
 def test_repeated_labels_are_labels_but_a_cited_heading_is_not() -> None:
@@ -481,3 +485,87 @@ def test_repeated_labels_are_labels_but_a_cited_heading_is_not() -> None:
     pages = [Page(1, "1", cited), Page(2, "2", cited), Page(3, "3", "WARNINGS\nLiver injury may occur.")]
     assert repeated_labels(pages) == set()
     assert {u.section for u in page_units(pages) if u.page == 3} == {"WARNINGS"}
+
+
+def sections_of(text: str) -> list[tuple[str, str]]:
+    """(section, text) of each unit of a one-page document."""
+    return [(u.section, u.text) for u in page_units([Page(1, "1", text)])]
+
+
+def test_unnumbered_heading_inside_a_numbered_section_is_its_sub_heading() -> None:
+    # as in the WHO Essential Medicines List: AWaRe group notes under 6.2, then its numbered sub-sections
+    text = ("6. ANTI-INFECTIVE MEDICINES\n6.2 Antibacterials\nAntibiotics are grouped by the risk of resistance.\n"
+            "ACCESS GROUP ANTIBIOTICS\nAccess antibiotics are first choices.\n"
+            "RESERVE GROUP ANTIBIOTICS\nReserve antibiotics are last resort options.\n"
+            "6.2.1 Access group antibiotics\nAmoxicillin is an Access antibiotic.\n"
+            "6.3 Antifungal medicines\nFluconazole is an antifungal.")
+    top = "6. ANTI-INFECTIVE MEDICINES"
+    assert sections_of(text) == [
+        (f"{top} > 6.2 Antibacterials", "Antibiotics are grouped by the risk of resistance."),
+        (f"{top} > 6.2 Antibacterials > ACCESS GROUP ANTIBIOTICS", "Access antibiotics are first choices."),
+        (f"{top} > 6.2 Antibacterials > RESERVE GROUP ANTIBIOTICS", "Reserve antibiotics are last resort options."),
+        (f"{top} > 6.2 Antibacterials > 6.2.1 Access group antibiotics", "Amoxicillin is an Access antibiotic."),
+        (f"{top} > 6.3 Antifungal medicines", "Fluconazole is an antifungal."),
+    ]
+
+
+def test_capitals_heading_in_a_label_chapter_stays_in_it_when_a_chapter_is_left_out() -> None:
+    text = ("14 CLINICAL STUDIES\nThe trial enrolled adults.\nSECONDARY ENDPOINTS\nFewer strokes occurred.\n"
+            "16 HOW SUPPLIED\nTablets come in bottles of 90.")
+    assert sections_of(text) == [
+        ("14 CLINICAL STUDIES", "The trial enrolled adults."),
+        ("14 CLINICAL STUDIES > SECONDARY ENDPOINTS", "Fewer strokes occurred."),
+        ("16 HOW SUPPLIED", "Tablets come in bottles of 90."),
+    ]
+
+
+def test_capitals_headings_after_the_last_numbered_section_are_top_level() -> None:
+    # a label's package label and product tables after section 17; '60 Capsules' does not continue 17
+    text = ("17 PATIENT COUNSELING INFORMATION\nAdvise patients to finish the course.\n"
+            "PACKAGE LABEL\nEach bottle holds capsules.\n60 Capsules\nKeep out of reach of children.\n"
+            "INGREDIENTS AND APPEARANCE\nGelatin and titanium dioxide.")
+    assert sections_of(text) == [
+        ("17 PATIENT COUNSELING INFORMATION", "Advise patients to finish the course."),
+        ("PACKAGE LABEL", "Each bottle holds capsules."),
+        ("60 Capsules", "Keep out of reach of children."),
+        ("INGREDIENTS AND APPEARANCE", "Gelatin and titanium dioxide."),
+    ]
+
+
+def test_label_with_only_capitals_headings_keeps_flat_sections() -> None:
+    text = ("INDICATIONS AND USAGE\nTreats infections.\nDOSAGE AND ADMINISTRATION\nGive 500 mg twice daily.\n"
+            "WARNINGS\nStop if a rash appears.")
+    assert [s for s, _ in sections_of(text)] == ["INDICATIONS AND USAGE", "DOSAGE AND ADMINISTRATION", "WARNINGS"]
+
+
+@pytest.mark.parametrize(("heading", "expected"), [
+    ("6.2.1 Access group antibiotics", (6, 2, 1)), ("6. ANTI-INFECTIVE MEDICINES", (6,)),
+    ("10.4. Recommendations for treatment", (10, 4)), ("RESERVE GROUP ANTIBIOTICS", None), ("Annex 2", None),
+])
+def test_section_number(heading: str, expected) -> None:
+    assert section_number(heading) == expected
+
+
+@pytest.mark.parametrize(("before", "after", "expected"), [
+    ((6, 2), (6, 2, 1), True), ((6, 2), (6, 3), True), ((6, 2), (7,), True), ((14,), (16,), True),
+    ((17,), (60,), False), ((3,), (2,), False), ((6, 2), (6, 1), False), ((6, 2), (6, 2), False),
+])
+def test_continues(before: tuple[int, ...], after: tuple[int, ...], expected: bool) -> None:
+    assert _continues(before, after) is expected
+
+
+def test_record_list_sections_in_a_generated_pdf(tmp_path: Path, hash_embedder) -> None:
+    spec = DocSpec(title="Antibiotic list", outline=False, blocks=[
+        Heading("6", "ANTI-INFECTIVE MEDICINES"), Heading("6.2", "Antibacterials"),
+        Paragraph("Antibiotics are grouped by the risk of resistance."),
+        Paragraph("WATCH GROUP ANTIBIOTICS"), Paragraph("Watch antibiotics have a higher risk of resistance."),
+        *medicine_list().blocks, Heading("6.3", "Antifungal medicines"), Paragraph("Fluconazole treats thrush."),
+    ])
+    _, chunks = chunks_of(render_pdf(tmp_path / "eml.pdf", spec), hash_embedder)
+    top, access = "6 ANTI-INFECTIVE MEDICINES > 6.2 Antibacterials", "6.2.1 Access group antibiotics"
+    assert [(c.kind, c.section) for c in chunks] == [
+        ("text", top), ("text", f"{top} > WATCH GROUP ANTIBIOTICS"),
+        ("table", f"{top} > {access}"),  # the medicines, not under WATCH GROUP ANTIBIOTICS
+        ("text", f"{top} > {access}"),  # the note after the last medicine
+        ("text", "6 ANTI-INFECTIVE MEDICINES > 6.3 Antifungal medicines"),
+    ]

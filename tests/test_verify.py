@@ -12,6 +12,8 @@ from rag.verify import (
     cited_numbers,
     is_abstention,
     looks_like_instruction,
+    passage_units,
+    table_parts,
     verify,
 )
 
@@ -27,7 +29,7 @@ def make_hit(n: int, text: str, kind: str = "text", section: str = "2 Treatment"
 
 HITS = [
     make_hit(1, "Warfarin is started at 5 mg once daily.\nCheck the INR after 3 days."),
-    make_hit(2, "Table 2. Maintenance\nGroup | Dose\nAdults | 2 to 10 mg daily\nElderly | 1 to 5 mg daily", "table"),
+    make_hit(2, "Table 2. Maintenance\nGroup | Dose\n\nAdults | 2 to 10 mg daily\nElderly | 1 to 5 mg daily", "table"),
     make_hit(3, "Stop warfarin 5 days before surgery. Bridging is not needed for most patients."),
 ]
 
@@ -139,3 +141,27 @@ def test_quote_page_callback_builds_the_citations():
 
     verify("Check the INR after 3 days [1].", HITS, quote_page)
     assert calls == [(1, 1, "Check the INR after 3 days.")]
+
+
+# Rows of a list of records as chunking writes them: no caption, no header, one medicine a line.
+RECORDS = ("amikacin Injection: 250 mg/mL in 2 mL vial. FIRST CHOICE - Sepsis in neonates\n"
+           "amoxicillin Tablet: 250 mg; 500 mg. FIRST CHOICE - Otitis media - Pharyngitis\n"
+           "ampicillin Powder for injection: 500 mg in vial. FIRST CHOICE - Pneumonia (severe)")
+
+
+def test_table_parts_split_what_chunking_wrote():
+    assert table_parts("Table 2. Maintenance\nGroup | Dose\n\nAdults | 10 mg\nElderly | 5 mg") == (
+        ["Table 2. Maintenance", "Group | Dose"], ["Adults | 10 mg", "Elderly | 5 mg"])
+    assert table_parts("Drug | Dose | Interval\n\nAmoxicillin | 500 mg | every 8 hours") == (
+        ["Drug | Dose | Interval"], ["Amoxicillin | 500 mg | every 8 hours"])  # a grid without a caption
+    assert table_parts(RECORDS) == ([], RECORDS.split("\n"))
+
+
+def test_every_row_of_a_record_list_can_be_quoted():
+    hit = make_hit(1, RECORDS, "table", section="6.2.1 Access group antibiotics")
+    assert passage_units(hit) == RECORDS.split("\n")  # the first two rows are rows, not a caption and header
+    for row, answer in [(0, "Amikacin injection 250 mg/mL is a first choice for sepsis in neonates [1]."),
+                        (1, "Amoxicillin tablets of 250 mg or 500 mg are a first choice for otitis media [1].")]:
+        v = verify(answer, [hit])
+        assert not v.abstained and v.removed == ()
+        assert [c.quote for c in v.citations] == [RECORDS.split("\n")[row]]
