@@ -16,7 +16,7 @@ import numpy as np
 from rag.embedder import Embedder
 from rag.text import numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
-from rag.verify import looks_like_instruction
+from rag.verify import looks_like_instruction, table_parts
 
 # Passages whose sentences are scored (and which are re-ranked by their best sentence).
 PASSAGES_READ = 20
@@ -73,7 +73,6 @@ SECTION_INTENTS = tuple((re.compile(q, re.I), re.compile(s, re.I)) for q, s in (
 SECTION_BONUS = 0.04
 
 Idf = Callable[[str], float]
-CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d")
 
 
 @dataclass(frozen=True)
@@ -95,9 +94,8 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
         c = hit.chunk
         if c.kind == "table":
             # every row is a candidate; the caption and header travel with every part of a table
-            lines = [ln for ln in c.text.split("\n") if ln.strip()]
-            head = (2 if len(lines) > 2 else 1) if CAPTION.match(lines[0]) else 0
-            units, table_head = lines[head:], "\n".join(lines[:head])
+            head, units = table_parts(c.text)
+            table_head = "\n".join(head)
         else:
             units, table_head = split_sentences(c.text), ""
         for i, u in enumerate(units):

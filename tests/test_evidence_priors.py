@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from rag.extractive import FORMULATION_PENALTY, SECTION_BONUS, Candidate, formulations, score_candidates
+from rag.extractive import (
+    FORMULATION_PENALTY,
+    SECTION_BONUS,
+    Candidate,
+    candidates,
+    formulations,
+    score_candidates,
+)
 from rag.types import Chunk, Document, Hit
 
 
@@ -133,3 +142,17 @@ def test_question_naming_a_library_drug_is_not_answered_from_another_drugs_label
     # a question naming no drug of the library quotes both
     chosen, _ = select("How is a missed tablet handled?", [cipro, warfarin], lambda t: 1.0, everyday, titles)
     assert len(chosen) == 2
+
+
+@pytest.mark.parametrize("text, head, rows", [
+    ("Table 2. Doses\nGroup | Dose\n\nAdults | 10 mg daily\nChildren | 5 mg daily",
+     "Table 2. Doses\nGroup | Dose", ["Adults | 10 mg daily", "Children | 5 mg daily"]),
+    ("Group | Dose\n\nAdults | 10 mg daily", "Group | Dose", ["Adults | 10 mg daily"]),  # no caption
+    ("amoxicillin FIRST CHOICE - Otitis media\nampicillin FIRST CHOICE - Sepsis in neonates", "",
+     ["amoxicillin FIRST CHOICE - Otitis media", "ampicillin FIRST CHOICE - Sepsis in neonates"]),  # records
+])
+def test_table_rows_are_candidates_and_the_head_travels_with_them(text: str, head: str, rows: list[str]) -> None:
+    c = candidate(text)
+    table = Hit(chunk=replace(c.hit.chunk, kind="table", text=text), doc=c.hit.doc, score=1.0, rank=1)
+    got = candidates([table])
+    assert [x.text for x in got] == rows and {x.head for x in got} == {head}
