@@ -122,6 +122,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def format_report(report) -> str:
     """The human summary table of an ingest."""
+    from ingest.chunk import CHUNKER_VERSION
+
     rows: list[tuple[str, str, str]] = []
     for e in report.added:
         older = f", older than current {e['superseded_by']}" if e.get("superseded_by") else ""
@@ -131,7 +133,10 @@ def format_report(report) -> str:
         supersedes = ", ".join(e["supersedes"])
         rows.append(("new version", _name(e["file"]), f"version {e['version']}, supersedes {supersedes}"))
     for e in report.unchanged:
-        rows.append(("unchanged", _name(e["file"]), f"version {e['version']} (identical bytes)"))
+        old = e.get("chunker", CHUNKER_VERSION) < CHUNKER_VERSION
+        rows.append(("unchanged", _name(e["file"]), f"version {e['version']} (identical bytes)"
+                     + ("; cut into passages by an older release and kept so: to re-cut, ingest into a new "
+                        "GQA_HOME (README, Versions)" if old else "")))
     for e in report.failed:
         rows.append(("FAILED", _name(e["file"]), e["error"]))
     width = max([len(r[1]) for r in rows] + [4])

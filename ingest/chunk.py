@@ -30,6 +30,12 @@ END_PUNCT = (".", "!", "?", ":", ";", ")", "]")
 # A list item: a dash or bullet, then a space ('− Otitis media', '• Pregnancy').
 LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 
+# Which cutting rules made a document's chunks; raise it with any change that cuts an existing document
+# differently. Stored per document at ingest: identical bytes are never cut again, so `ingest` reports
+# documents cut by an older release (README, "Versions"). 0: not recorded (before 2026-11-27).
+# 1: record lists kept whole, unnumbered headings nested under numbered sections, table-head marker.
+CHUNKER_VERSION = 1
+
 TokenCounter = Callable[[list[str]], list[int]]
 
 

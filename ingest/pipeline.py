@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.chunk import chunk_pages
+from ingest.chunk import CHUNKER_VERSION, chunk_pages
 from ingest.extract import BadDocument, Extracted, extract_pdf
 from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version, version_key
 from rag.config import Settings
@@ -55,7 +55,7 @@ class IngestReport:
         return {
             "added": self.added, "new_version": self.new_version, "unchanged": self.unchanged,
             "failed": self.failed, "generation": self.generation, "pages": self.pages,
-            "chunks": self.chunks, "embedded": self.embedded,
+            "chunks": self.chunks, "embedded": self.embedded, "chunker": CHUNKER_VERSION,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -162,7 +162,8 @@ def _triage(files: list[Path], store: Store, report: IngestReport) -> list[tuple
             report.failed.append({"file": str(f), "error": f"duplicate of {seen[sha].name} in this batch "
                                                            "(identical bytes); skipped"})
         elif known and known.file_name == f.name:
-            report.unchanged.append({"file": str(f), "family": known.family, "version": known.version})
+            report.unchanged.append({"file": str(f), "family": known.family, "version": known.version,
+                                     "chunker": store.chunker_version(known.doc_id)})
         elif known:
             report.failed.append({"file": str(f), "error": f"duplicate of already ingested {known.file_name} "
                                                            "(identical bytes); skipped"})
@@ -339,7 +340,7 @@ def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, 
                       "vectors": len(chunk_ids), "documents": statuses})
     store.publish([(p.doc, p.pages, p.chunks, p.hashes, p.source) for p in prepared], changes,
                   {"gen_id": gen_id, "created_at": now, "embedder_id": embedder.id,
-                   "vectors": len(chunk_ids), "documents": len(statuses)})
+                   "vectors": len(chunk_ids), "documents": len(statuses)}, CHUNKER_VERSION)
     collect_garbage(settings.home, store.generations()[-settings.keep_generations:])
     report.generation = gen_id
     report.seconds["publish"] = time.perf_counter() - t

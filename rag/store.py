@@ -171,16 +171,22 @@ class Store:
             )
 
     # --- publishing -----------------------------------------------------------------------------
+    def chunker_version(self, doc_id: str) -> int:
+        """The chunker version that cut a document's chunks (0: not recorded)."""
+        return int(self.get_meta(f"chunker/{doc_id}") or 0)
+
     def publish(
         self,
         docs: list[tuple[Document, list[Page], list[Chunk], list[str], str]],
         status_changes: dict[str, tuple[str, str | None]],
         gen: dict,
+        chunker_version: int = 0,
     ) -> None:
         """Insert new documents and switch the published generation in ONE transaction.
 
         `docs` holds (document, pages, chunks, content hashes, source path); `status_changes` maps
-        doc_id -> (status, superseded_by). Readers see everything before or everything after.
+        doc_id -> (status, superseded_by); `chunker_version` is recorded for each new document.
+        Readers see everything before or everything after.
         """
         with self.transaction() as c:
             for doc, pages, chunks, hashes, source in docs:
@@ -199,6 +205,8 @@ class Store:
                     [(k.chunk_id, k.doc_id, k.ordinal, k.page, k.page_end, k.page_label, k.section, k.text,
                       k.kind, h) for k, h in zip(chunks, hashes, strict=True)],
                 )
+                c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                          (f"chunker/{doc.doc_id}", str(chunker_version)))
             for doc_id, (status, by) in status_changes.items():
                 c.execute("UPDATE documents SET status = ?, superseded_by = ? WHERE doc_id = ?", (status, by, doc_id))
             c.execute(

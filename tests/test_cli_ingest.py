@@ -58,6 +58,26 @@ def test_ingest_json_summary(tmp_path: Path, capsys, fake_model) -> None:
     assert code == 0 and again["added"] == [] and [Path(e["file"]).name for e in again["unchanged"]] == [a.name]
 
 
+def test_a_document_cut_by_an_older_release_is_kept_and_reported(tmp_path: Path, capsys, fake_model) -> None:
+    from ingest.chunk import CHUNKER_VERSION
+    from rag.config import Settings
+    from rag.store import Store
+
+    a = guide(tmp_path / "acme_warfarin_2024.pdf", "warfarin")
+    assert run_json(["ingest", str(a), "--json"], capsys)[0] == 0
+    store = Store(Settings.from_env().home / "gqa.sqlite")
+    (doc,) = store.documents()
+    assert store.chunker_version(doc.doc_id) == CHUNKER_VERSION
+    with store.transaction() as c:  # as a store written before chunker versions were recorded
+        c.execute("DELETE FROM meta WHERE key = ?", (f"chunker/{doc.doc_id}",))
+    store.close()
+    code, again = run_json(["ingest", str(a), "--json"], capsys)
+    assert code == 0 and again["generation"] is None and again["chunker"] == CHUNKER_VERSION
+    assert [(Path(e["file"]).name, e["chunker"]) for e in again["unchanged"]] == [(a.name, 0)]
+    code, text, _ = run(["ingest", str(a)], capsys)
+    assert code == 0 and "cut into passages by an older release" in text and "new GQA_HOME" in text
+
+
 def test_ingest_new_version_json(tmp_path: Path, capsys, fake_model) -> None:
     old = guide(tmp_path / "acme_warfarin_2022.pdf", "warfarin", extra="Old edition.")
     new = guide(tmp_path / "acme_warfarin_2025.pdf", "warfarin", extra="New edition.")

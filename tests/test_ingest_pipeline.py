@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from docgen import guide
 
+from ingest.chunk import CHUNKER_VERSION
 from ingest.pipeline import collect_pdfs, ingest
 from rag.engine import Engine
 from rag.retrieve import Filters
@@ -57,7 +58,8 @@ def test_reingest_identical_bytes_is_a_noop(tmp_path: Path, settings, hash_embed
     gens = store.generations()
     store.close()
     again = ingest([a], settings, hash_embedder)
-    assert again.unchanged == [{"file": str(a), "family": "acme-warfarin", "version": "2024"}]
+    assert again.unchanged == [{"file": str(a), "family": "acme-warfarin", "version": "2024",
+                                "chunker": CHUNKER_VERSION}]
     assert again.added == [] and again.new_version == [] and again.failed == []
     assert again.generation is None
     assert len(hash_embedder.calls) == calls  # the embedder was not called again
