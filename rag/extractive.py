@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -71,6 +72,10 @@ SECTION_INTENTS = tuple((re.compile(q, re.I), re.compile(s, re.I)) for q, s in (
     (r"\bstor(?:e|ed|age)\b|\breconstitut\w*", r"storage|how supplied|preparation|reconstitut"),
 ))
 SECTION_BONUS = 0.04
+# When the question names what a document of the library is about ("amoxicillin"), only sentences that
+# name it are quoted (select); re-ranking gives the passages whose best such sentence does this bonus,
+# so that a passage that can answer is shown before one that talks around the subject.
+SUBJECT_BONUS = 0.15
 
 Idf = Callable[[str], float]
 
@@ -157,11 +162,15 @@ def _context(c: Candidate) -> str:
     return f"{c.hit.doc.title} | {c.hit.chunk.section}\n{c.text}"
 
 
-def rerank(hits: list[Hit], scored: list[Candidate]) -> list[Hit]:
-    """Order the read passages by their best sentence (then the fused rank); the rest keep their order."""
+def rerank(hits: list[Hit], scored: list[Candidate], subject: AbstractSet[str] = frozenset()) -> list[Hit]:
+    """Order the read passages by their best sentence (then the fused rank); the rest keep their order.
+
+    `subject`: named_subjects of the question; sentences that name it get SUBJECT_BONUS.
+    """
     best: dict[str, float] = {}
     for c in scored:
-        best[c.hit.chunk.chunk_id] = max(best.get(c.hit.chunk.chunk_id, -1.0), c.score)
+        score = c.score + (SUBJECT_BONUS if subject and _mentions(c, subject) else 0.0)
+        best[c.hit.chunk.chunk_id] = max(best.get(c.hit.chunk.chunk_id, -1.0), score)
     head = sorted(hits[:PASSAGES_READ], key=lambda h: (-best.get(h.chunk.chunk_id, -1.0), h.rank))
     ordered = head + list(hits[PASSAGES_READ:])
     return [replace(h, rank=i + 1) for i, h in enumerate(ordered)]
@@ -216,7 +225,7 @@ def named_subjects(question: str, titles: Iterable[str], common: Callable[[str],
             if len(t) >= 4 and not t.isdigit() and not common(t) and t[:PREFIX] in in_titles}
 
 
-def _mentions(c: Candidate, prefixes: set[str]) -> bool:
+def _mentions(c: Candidate, prefixes: AbstractSet[str]) -> bool:
     """Whether the candidate's sentence, table caption and header, section or title has a word
     starting with one of `prefixes` (PREFIX letters each)."""
     words = stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")

@@ -11,7 +11,7 @@ from rag.config import Settings
 from rag.embedder import Embedder
 from rag.engine import Engine
 from rag.errors import ConfigError
-from rag.extractive import PASSAGES_READ, rerank, score_candidates, select, unsupported_terms
+from rag.extractive import PASSAGES_READ, named_subjects, rerank, score_candidates, select, unsupported_terms
 from rag.extractive import candidates as extract_candidates
 from rag.retrieve import Filters
 from rag.snapshot import database_path
@@ -53,7 +53,8 @@ class QA:
         hits = self.engine.retrieve(question, max(k, PASSAGES_READ), filters, query_vec=qvec)
         scored = score_candidates(question, extract_candidates(hits), self.engine.embedder,
                                   self.engine.lexical().idf, qvec[0])
-        ranked = rerank(hits, scored)[:k]
+        subject = named_subjects(question, self._titles(), self._common)
+        ranked = rerank(hits, scored, subject)[:k]
         by_id = {h.chunk.chunk_id: h for h in ranked}  # answers quote only the passages shown
         return ranked, [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored if c.hit.chunk.chunk_id in by_id]
 
@@ -85,16 +86,20 @@ class QA:
                         "total": round((t2 - t0) * 1000, 1)},
         )
 
+    def _common(self, term: str) -> bool:
+        """One word piece: an everyday English word."""
+        return self.engine.embedder.count_tokens([term])[0] == 1
+
+    def _titles(self) -> list[str]:
+        """Titles of the current documents: what the library is about."""
+        return [d.title for d in self.engine.snapshot().docs.values() if d.status == "current"]
+
     def _extractive(self, question: str, hits: list[Hit], scored: list) -> tuple[str, list[Citation], bool]:
         lexical = self.engine.lexical()
-        count = self.engine.embedder.count_tokens
-        def common(term: str) -> bool:  # one word piece: an everyday English word
-            return count([term])[0] == 1
-
+        common = self._common
         if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size, common):
             return "", [], True
-        titles = [d.title for d in self.engine.snapshot().docs.values() if d.status == "current"]
-        chosen, abstained = select(question, scored, lexical.idf, common, titles)
+        chosen, abstained = select(question, scored, lexical.idf, common, self._titles())
         if abstained:
             return "", [], True
         cites: list[Citation] = []

@@ -13,6 +13,8 @@ from rag.extractive import (
     Candidate,
     candidates,
     formulations,
+    named_subjects,
+    rerank,
     score_candidates,
 )
 from rag.types import Chunk, Document, Hit
@@ -156,3 +158,20 @@ def test_table_rows_are_candidates_and_the_head_travels_with_them(text: str, hea
     table = Hit(chunk=replace(c.hit.chunk, kind="table", text=text), doc=c.hit.doc, score=1.0, rank=1)
     got = candidates([table])
     assert [x.text for x in got] == rows and {x.head for x in got} == {head}
+
+
+def test_passages_that_name_the_questions_subject_are_shown_first() -> None:
+    general = candidate("Selected Access group antibiotics are recommended as first choice options.",
+                        title="WHO MODEL LIST OF ESSENTIAL MEDICINES", section="6.2 Antibacterials")
+    record = candidate("amoxicillin FIRST CHOICE - Otitis media - Pharyngitis",
+                       title="WHO MODEL LIST OF ESSENTIAL MEDICINES", section="6.2.1 Access group antibiotics")
+    general = replace(general, hit=replace(general.hit, rank=1), score=0.52)
+    record = replace(record, hit=replace(record.hit, rank=2), score=0.45)
+    hits = [general.hit, record.hit]
+    subject = named_subjects("Which AWaRe group is amoxicillin in?", ["AMOXICILLIN TABLETS"], lambda t: False)
+    assert subject == {"amoxic"}
+    assert [h.chunk.chunk_id for h in rerank(hits, [general, record])] == [general.hit.chunk.chunk_id,
+                                                                           record.hit.chunk.chunk_id]
+    shown = rerank(hits, [general, record], subject)
+    assert [h.chunk.chunk_id for h in shown] == [record.hit.chunk.chunk_id, general.hit.chunk.chunk_id]
+    assert [h.rank for h in shown] == [1, 2]
