@@ -84,11 +84,12 @@ class SentenceTransformerEmbedder:
         self.id = f"{folder.name}:dim{self.dim}:seq{self.max_seq_length}:norm"
         self._lock = threading.Lock()  # Streamlit serves sessions from threads; one encode at a time
         self.onnx = self._short_input_encoder(query_runtime, folder, cache_dir)
-        log.info("embedder %s on %s%s", self.id, self.device, " (+ ONNX Runtime for short inputs)" * bool(self.onnx))
+        log.info("embedder %s on %s%s", self.id, self.device, " (questions: ONNX Runtime)" if self.onnx else "")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Encode texts to unit-length float32 rows.
 
+        Up to ONNX_MAX_TEXTS texts (a question) go to ONNX Runtime when it is in use (self.onnx).
         On the CPU, more than one batch is split into lanes: as many Python threads as torch has
         threads, each running one-thread operators on every lane-th text. On 2 cores that encodes about
         10% more texts per second than one encode with 2 torch threads, which wait on each other at
@@ -124,9 +125,11 @@ class SentenceTransformerEmbedder:
         """The ONNX Runtime encoder for short inputs, or None where torch is to be used for everything."""
         if runtime == "torch" or self.device != "cpu":
             return None
-        why = ("onnxruntime or onnx is not installed" if not onnx_encoder.available() else
-               "" if onnx_encoder.mean_pooled(self.model) else "only mean-pooled models are exported")
-        if not why:
+        if not onnx_encoder.available():
+            why = "onnxruntime or onnx is not installed"
+        elif not onnx_encoder.mean_pooled(self.model):
+            why = "only mean-pooled models are exported"
+        else:
             import torch
 
             try:
