@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -128,7 +129,7 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
     sections = answering_sections(question)
     lexical = []
     for c in cands:
-        present = qterms & set(stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}"))
+        present = qterms & _context_words(c)
         share = sum(idf(t) for t in present) / total
         prior = SECTION_BONUS if any(sec.search(c.hit.chunk.section) for sec in sections) else 0.0
         if formulations(c.hit.doc.title) - asked:
@@ -220,16 +221,33 @@ def named_subjects(question: str, titles: Iterable[str], common: Callable[[str],
 
     Example: ('What if a warfarin dose is missed?', ['WARFARIN SODIUM TABLETS', 'CIPROFLOXACIN']) -> {'warfar'}
     """
-    in_titles = {w[:PREFIX] for t in titles for w in stems(t)}
+    in_titles = _title_prefixes(tuple(titles))
     return {t[:PREFIX] for t in stems(question)
             if len(t) >= 4 and not t.isdigit() and not common(t) and t[:PREFIX] in in_titles}
+
+
+@lru_cache(maxsize=8)
+def _title_prefixes(titles: tuple[str, ...]) -> frozenset[str]:
+    """PREFIX letters of every stemmed title word; the titles change only with a new snapshot."""
+    return frozenset(w[:PREFIX] for t in titles for w in stems(t))
 
 
 def _mentions(c: Candidate, prefixes: AbstractSet[str]) -> bool:
     """Whether the candidate's sentence, table caption and header, section or title has a word
     starting with one of `prefixes` (PREFIX letters each)."""
-    words = stems(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")
-    return any(w[:PREFIX] in prefixes for w in words)
+    return any(w[:PREFIX] in prefixes for w in _context_words(c))
+
+
+def _context_words(c: Candidate) -> frozenset[str]:
+    """The stemmed words of a candidate's title, section, table head and sentence: what its terms and
+    subject are looked for in (by the score, the re-ranking, select and the dose check)."""
+    return _stemmed(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")
+
+
+@lru_cache(maxsize=4096)
+def _stemmed(text: str) -> frozenset[str]:
+    # one answer looks at a candidate's words up to four times; ~70 candidates per question
+    return frozenset(stems(text))
 
 
 def _names_subject(c: Candidate, question: str, idf: Idf, common: Callable[[str], bool]) -> bool:
