@@ -392,27 +392,23 @@ def test_numbered_list_item_is_not_a_heading() -> None:
         u.text for u in units]
 
 
-def test_heading_followed_by_lower_case_names_stays_a_heading() -> None:
-    units = page_units([Page(1, "1", "30. DENTAL MEDICINES AND PREPARATIONS\nfluoride\nToothpaste, cream or gel.")])
-    assert {u.section for u in units} == {"30. DENTAL MEDICINES AND PREPARATIONS"}
-
-
 @pytest.mark.parametrize("line", ["8. Future research needs 49", "2.1 Adult dosing ........ 12"])
 def test_table_of_contents_lines_are_not_headings(line: str) -> None:
     assert heading_of(line, set()) is None
 
 
-def test_numbered_list_item_continuing_with_a_capital_is_not_a_heading() -> None:
-    text = ("4.1 Recommendations\n"
-            "2. Treatment with praziquantel is well tolerated across all age groups, when treating any\n"
-            "Schistosoma species, and in uninfected persons.")
-    units = page_units([Page(1, "1", text)])
-    assert {u.section for u in units} == {"4.1 Recommendations"}
-
-
-def test_wrapped_table_of_contents_entry_is_not_a_heading() -> None:
-    text = "1 Scope\n3. Implementing preventive chemotherapy based on prevalence of\ninfection 12\nTreat early."
-    assert {u.section for u in page_units([Page(1, "1", text)])} == {"1 Scope"}
+@pytest.mark.parametrize("text, section", [
+    pytest.param("30. DENTAL MEDICINES AND PREPARATIONS\nfluoride\nToothpaste, cream or gel.",
+                 "30. DENTAL MEDICINES AND PREPARATIONS", id="heading followed by lower-case names stays a heading"),
+    pytest.param("4.1 Recommendations\n"
+                 "2. Treatment with praziquantel is well tolerated across all age groups, when treating any\n"
+                 "Schistosoma species, and in uninfected persons.",
+                 "4.1 Recommendations", id="numbered list item continuing with a capital is not a heading"),
+    pytest.param("1 Scope\n3. Implementing preventive chemotherapy based on prevalence of\ninfection 12\nTreat early.",
+                 "1 Scope", id="wrapped table-of-contents entry is not a heading"),
+])
+def test_the_page_has_one_section(text: str, section: str) -> None:
+    assert {u.section for u in page_units([Page(1, "1", text)])} == {section}
 
 
 def test_label_heading_words_inside_a_cross_reference_stay_in_the_sentence() -> None:
