@@ -41,7 +41,7 @@ class QA:
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
         """Hybrid retrieval (dense + BM25, fused by reciprocal rank), re-ranked by best sentence."""
-        question = _check_question(question)
+        question = check_question(question)
         qvec = self.engine.embedder.embed([question])
         hits, _ = self._ranked(question, k, filters, qvec)
         return hits
@@ -61,7 +61,7 @@ class QA:
     def answer(self, question: str, filters: Filters | None = None, generator: str | None = None,
                k: int | None = None) -> Answer:
         """Answer from the published documents only, citing each sentence, or abstain."""
-        question = _check_question(question)
+        question = check_question(question)
         name = generator or self.settings.generator
         if name not in GENERATORS:
             raise ConfigError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}")
@@ -165,7 +165,8 @@ def _on_page(hit: Hit, page: int, label: str) -> Hit:
     return replace(hit, chunk=replace(c, page=page, page_end=page, page_label=label))
 
 
-def _check_question(question: str) -> str:
+def check_question(question: str) -> str:
+    """The question with its whitespace collapsed; ConfigError when it is empty or over 2000 characters."""
     q = " ".join((question or "").split())
     if not q:
         raise ConfigError("the question is empty; type a question")
