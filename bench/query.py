@@ -34,7 +34,7 @@ import synthetic  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
-from rag.engine import Engine  # noqa: E402
+from rag.engine import Engine, View  # noqa: E402
 from rag.index import EXACT_LIMIT, new_index  # noqa: E402
 from rag.lexical import Lexical, rrf  # noqa: E402
 from rag.qa import QA  # noqa: E402
@@ -74,7 +74,8 @@ def timed_retrieval(engine: Engine, question: str, embed_text: str, vec: np.ndar
     `vec` replaces the embedding of `embed_text` (synthetic corpora: the text is a real question so the
     embed step costs what it costs in the product, the vector is the synthetic one).
     """
-    snap, lexical, s = engine.snapshot(), engine.lexical(), engine.settings
+    view, s = engine.view(), engine.settings
+    snap, lexical = view.snap, view.lexical
     depth = max(50, 3 * s.top_k)  # as in Engine.retrieve
     t0 = time.perf_counter()
     qvec = engine.embedder.embed([embed_text])
@@ -232,7 +233,8 @@ def fast_lexical(corpus: synthetic.Corpus) -> Lexical:
 def engine_over(snap: Snapshot, lexical: Lexical, embedder: SentenceTransformerEmbedder, home: Path) -> Engine:
     """A product Engine serving an in-memory snapshot (nothing is published under `home`, so it keeps it)."""
     engine = Engine(Settings.from_env(home=home), embedder)
-    engine._snap, engine._lexical = snap, lexical  # bench only: the synthetic snapshot is not on disk
+    # bench only: the synthetic snapshot is not on disk, so nothing published replaces this view
+    engine._view = View(snap, lexical, home, tuple(d.title for d in snap.docs.values()))
     return engine
 
 

@@ -1,22 +1,63 @@
-"""The reader-side entry point: an embedder and the published snapshot, loaded once per process."""
+"""The reader-side entry point: an embedder and the published library, one immutable View per question."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 from rag.config import Settings
 from rag.embedder import Embedder, SentenceTransformerEmbedder
+from rag.errors import IndexError_
 from rag.lexical import Lexical, rrf
 from rag.retrieve import Filters, dense_ranking, to_hits
-from rag.snapshot import Snapshot, load_snapshot, published_generation
+from rag.snapshot import Snapshot, database_path, load_snapshot, published_generation
+from rag.store import Store
 from rag.types import Hit
 
 log = logging.getLogger(__name__)
 
+# Loads tried when the generation named as current was collected before it could be read (several
+# publishes landed during one load); each try follows the newest generation.
+LOAD_TRIES = 3
+
+
+@dataclass(frozen=True)
+class View:
+    """One published generation as a question reads it: index and chunks, BM25 tables and titles.
+
+    Everything a question uses comes from one View taken once at its start, so a publish landing
+    mid-question changes nothing for that question (its rows, BM25 scores and titles always agree).
+    Pages are read from the database by document id: a document's pages are written once, with the
+    document, and never change, so any connection reads the same pages for a View's documents.
+    """
+
+    snap: Snapshot
+    lexical: Lexical
+    home: Path
+    titles: tuple[str, ...] = field(default=())  # titles of the current documents: what the library covers
+
+    @property
+    def gen_id(self) -> str:
+        """The published generation this view holds (the answer's `index_version`)."""
+        return self.snap.gen_id
+
+    def pages(self) -> Store:
+        """A read-only connection for page texts (close it when done)."""
+        return Store(database_path(self.home), readonly=True)
+
+
+def make_view(snap: Snapshot, home: Path) -> View:
+    """A View over a loaded snapshot: builds its BM25 index and title list."""
+    titles = tuple(d.title for d in snap.docs.values() if d.status == "current")
+    return View(snap, Lexical(snap), home, titles)
+
 
 class Engine:
-    """Holds the models and the published index; picks up a newly published generation on demand."""
+    """Holds the models and the latest View; picks up a newly published generation on demand."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
@@ -24,35 +65,63 @@ class Engine:
             settings.embed_model, settings.device, settings.embed_batch_size,
             query_runtime=settings.query_runtime, cache_dir=settings.home / "models",
         )
-        self._snap: Snapshot | None = None
-        self._lexical: Lexical | None = None
-        self._lock = threading.Lock()
+        self._view: View | None = None
+        # held only by the thread loading a new generation; questions never wait on it once a view exists
+        self._loading = threading.Lock()
+
+    def view(self) -> View:
+        """The view to answer one question from: the published generation, loaded if it is new.
+
+        While one thread loads a new generation, the others keep answering from the previous view
+        (they are not blocked); only a process's very first question waits for a load.
+        """
+        current = self._view
+        latest = published_generation(self.settings.home)
+        if current is not None and (latest is None or latest == current.gen_id):
+            return current
+        if not self._loading.acquire(blocking=current is None):
+            assert current is not None
+            return current
+        try:
+            if self._view is None or self._view.gen_id != published_generation(self.settings.home):
+                self._view = self._load(self._view)
+            return self._view
+        finally:
+            self._loading.release()
+
+    def _load(self, previous: View | None) -> View:
+        """Load the published generation; follow newer ones if it was collected meanwhile."""
+        for attempt in range(LOAD_TRIES):
+            gen_id = published_generation(self.settings.home)
+            try:
+                view = make_view(load_snapshot(self.settings.home, self.embedder.id, gen_id), self.settings.home)
+            except IndexError_ as exc:
+                newer = published_generation(self.settings.home)
+                if newer and newer != gen_id and attempt + 1 < LOAD_TRIES:
+                    continue  # superseded and collected while we read it: load the newer one
+                if previous is not None:
+                    log.warning("keeping generation %s: the new one cannot be loaded (%s)", previous.gen_id, exc)
+                    return previous
+                raise
+            return view
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def snapshot(self) -> Snapshot:
-        """The current published generation, reloaded if a newer one was published since."""
-        latest = published_generation(self.settings.home)
-        with self._lock:
-            if self._snap is None or (latest and latest != self._snap.gen_id):
-                snap = load_snapshot(self.settings.home, self.embedder.id)
-                self._lexical = Lexical(snap)
-                self._snap = snap
-            return self._snap
-
-    def lexical(self) -> Lexical:
-        """The BM25 index of the current snapshot."""
-        self.snapshot()
-        assert self._lexical is not None
-        return self._lexical
+        """The snapshot of the current view (for pages that list documents)."""
+        return self.view().snap
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
-                 query_vec=None) -> list[Hit]:
-        """The top-k passages for a question: dense and BM25 rankings fused by reciprocal rank."""
-        snap = self.snapshot()
-        lexical = self.lexical()
+                 query_vec: np.ndarray | None = None, view: View | None = None) -> list[Hit]:
+        """The top-k passages for a question: dense and BM25 rankings fused by reciprocal rank.
+
+        `view`: the question's view (taken now when not given); every row number refers to it.
+        """
+        view = view or self.view()
+        snap = view.snap
         k = k or self.settings.top_k
         allowed = (filters or Filters()).mask(snap)
         qvec = self.embedder.embed([question]) if query_vec is None else query_vec
         depth = max(50, 3 * k)  # candidates per ranking before fusion
         dense = dense_ranking(snap, qvec, allowed, depth)
-        lexical_rank = lexical.ranking(question, allowed, depth)
+        lexical_rank = view.lexical.ranking(question, allowed, depth)
         return to_hits(snap, rrf([dense, lexical_rank], k, self.settings.rrf_k))

@@ -9,12 +9,11 @@ from functools import lru_cache
 
 from rag.config import Settings
 from rag.embedder import Embedder
-from rag.engine import Engine
+from rag.engine import Engine, View
 from rag.errors import ConfigError
 from rag.extractive import PASSAGES_READ, named_subjects, rerank, score_candidates, select, unsupported_terms
 from rag.extractive import candidates as extract_candidates
 from rag.retrieve import Filters
-from rag.snapshot import database_path
 from rag.store import Store
 from rag.text import is_verbatim
 from rag.types import Answer, Citation, Hit
@@ -36,52 +35,64 @@ class QA:
 
     @property
     def index_version(self) -> str:
-        """The published generation this process answers from."""
-        return self.engine.snapshot().gen_id
+        """The published generation this process answers from now."""
+        return self.engine.view().gen_id
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
         """Hybrid retrieval (dense + BM25, fused by reciprocal rank), re-ranked by best sentence."""
         question = check_question(question)
+        view = self.engine.view()
         qvec = self.engine.embedder.embed([question])
-        hits, _ = self._ranked(question, k, filters, qvec)
+        hits, _ = self._ranked(view, question, k, filters, qvec)
         return hits
 
-    def _ranked(self, question: str, k: int | None, filters: Filters | None, qvec) -> tuple[list[Hit], list]:
+    def _ranked(self, view: View, question: str, k: int | None, filters: Filters | None, qvec
+                ) -> tuple[list[Hit], list]:
         """Fused hits re-ranked by the evidence score of their best sentence, and the scored sentences."""
         k = k or self.settings.top_k
         # more passages are read than shown: the re-ranking by best sentence brings the answer up
-        hits = self.engine.retrieve(question, max(k, PASSAGES_READ), filters, query_vec=qvec)
+        hits = self.engine.retrieve(question, max(k, PASSAGES_READ), filters, query_vec=qvec, view=view)
         scored = score_candidates(question, extract_candidates(hits), self.engine.embedder,
-                                  self.engine.lexical().idf, qvec[0])
-        subject = named_subjects(question, self._titles(), self._common)
+                                  view.lexical.idf, qvec[0])
+        subject = named_subjects(question, view.titles, self._common)
         ranked = rerank(hits, scored, subject)[:k]
         by_id = {h.chunk.chunk_id: h for h in ranked}  # answers quote only the passages shown
         return ranked, [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored if c.hit.chunk.chunk_id in by_id]
 
     def answer(self, question: str, filters: Filters | None = None, generator: str | None = None,
                k: int | None = None) -> Answer:
-        """Answer from the published documents only, citing each sentence, or abstain."""
+        """Answer from the published documents only, citing each sentence, or abstain.
+
+        The whole answer reads one View of the library (taken first): a publish landing meanwhile
+        changes nothing for it, and `index_version` names the generation it was answered from.
+        """
         question = check_question(question)
         name = generator or self.settings.generator
         if name not in GENERATORS:
             raise ConfigError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}")
         t0 = time.perf_counter()
+        view = self.engine.view()
         qvec = self.engine.embedder.embed([question])
-        hits, scored = self._ranked(question, k, filters, qvec)
+        hits, scored = self._ranked(view, question, k, filters, qvec)
         t1 = time.perf_counter()
         removed: tuple[dict, ...] = ()
-        if name == "extractive":
-            text, cites, abstained = self._extractive(question, hits, scored)
-        else:
-            from rag.llm import llm_answer
+        pages = view.pages()
+        try:
+            if name == "extractive":
+                text, cites, abstained = self._extractive(view, question, hits, scored, pages)
+            else:
+                from rag.llm import llm_answer
 
-            text, cites, abstained, removed = llm_answer(question, hits, self._generator(name), self._quote_page)
+                text, cites, abstained, removed = llm_answer(
+                    question, hits, self._generator(name), lambda n, hit, quote: quote_page(n, hit, quote, pages))
+        finally:
+            pages.close()
         if abstained:
             text, cites = ABSTAIN_TEXT, []
         t2 = time.perf_counter()
         return Answer(
             question=question, text=text, citations=tuple(cites), hits=tuple(hits), abstained=abstained,
-            generator=name, removed=removed, index_version=self.engine.snapshot().gen_id,
+            generator=name, removed=removed, index_version=view.gen_id,
             timings_ms={"retrieve": round((t1 - t0) * 1000, 1), "answer": round((t2 - t1) * 1000, 1),
                         "total": round((t2 - t0) * 1000, 1)},
         )
@@ -90,64 +101,29 @@ class QA:
         """One word piece: an everyday English word."""
         return self.engine.embedder.count_tokens([term])[0] == 1
 
-    def _titles(self) -> list[str]:
-        """Titles of the current documents: what the library is about."""
-        return [d.title for d in self.engine.snapshot().docs.values() if d.status == "current"]
-
-    def _extractive(self, question: str, hits: list[Hit], scored: list) -> tuple[str, list[Citation], bool]:
-        lexical = self.engine.lexical()
+    def _extractive(self, view: View, question: str, hits: list[Hit], scored: list, pages: Store
+                    ) -> tuple[str, list[Citation], bool]:
+        lexical = view.lexical
         common = self._common
         if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size, common):
             return "", [], True
-        chosen, abstained = select(question, scored, lexical.idf, common, self._titles())
+        chosen, abstained = select(question, scored, lexical.idf, common, view.titles)
         if abstained:
             return "", [], True
         cites: list[Citation] = []
         parts: list[str] = []
-        store = Store(database_path(self.settings.home), readonly=True)
-        try:
-            for c in chosen:
-                cite = self._quote_page(len(cites) + 1, c.hit, c.text, store)
-                page = store.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page)
-                if not page or not is_verbatim(cite.quote, page):  # a guard: chunk text is page text
-                    log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
-                                cite.hit.chunk.page, cite.quote)
-                    continue
-                cites.append(cite)
-                parts.append(f"{c.text} [{cite.n}]")
-        finally:
-            store.close()
+        for c in chosen:
+            cite = quote_page(len(cites) + 1, c.hit, c.text, pages)
+            page = pages.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page)
+            if not page or not is_verbatim(cite.quote, page):  # a guard: chunk text is page text
+                log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
+                            cite.hit.chunk.page, cite.quote)
+                continue
+            cites.append(cite)
+            parts.append(f"{c.text} [{cite.n}]")
         if not cites:
             return "", [], True
         return " ".join(parts), cites, False
-
-    def _quote_page(self, n: int, hit: Hit, quote: str, store: Store | None = None) -> Citation:
-        """A citation on the one page (of the passage's span) that holds the quote verbatim.
-
-        A sentence that runs over a page break is quoted up to the break (or from it), so that the
-        quote is always verbatim on the page the citation names. `store`: an open reader to use.
-        """
-        chunk = hit.chunk
-        if chunk.page_end <= chunk.page:
-            return Citation(n=n, hit=hit, quote=quote)
-        reader = store or Store(database_path(self.settings.home), readonly=True)
-        try:
-            pages = {p.number: p for p in reader.pages(chunk.doc_id) if chunk.page <= p.number <= chunk.page_end}
-        finally:
-            if store is None:
-                reader.close()
-        for page in pages.values():
-            if is_verbatim(quote, page.text):
-                return Citation(n=n, hit=_on_page(hit, page.number, page.label), quote=quote)
-        words = quote.split()
-        first, last = pages.get(chunk.page), pages.get(chunk.page_end)
-        for cut in range(len(words) - 1, 0, -1):  # longest part on the first page, else on the last
-            head, tail = " ".join(words[:cut]), " ".join(words[len(words) - cut:])
-            if first and is_verbatim(head, first.text):
-                return Citation(n=n, hit=_on_page(hit, first.number, first.label), quote=head)
-            if last and is_verbatim(tail, last.text):
-                return Citation(n=n, hit=_on_page(hit, last.number, last.label), quote=tail)
-        return Citation(n=n, hit=hit, quote=quote)
 
     def _generator(self, name: str):
         if name not in self._generators:
@@ -155,6 +131,30 @@ class QA:
 
             self._generators[name] = make_generator(name, self.settings)
         return self._generators[name]
+
+
+def quote_page(n: int, hit: Hit, quote: str, pages: Store) -> Citation:
+    """A citation on the one page (of the passage's span) that holds the quote verbatim.
+
+    A sentence that runs over a page break is quoted up to the break (or from it), so that the
+    quote is always verbatim on the page the citation names. `pages`: an open reader (View.pages).
+    """
+    chunk = hit.chunk
+    if chunk.page_end <= chunk.page:
+        return Citation(n=n, hit=hit, quote=quote)
+    span = {p.number: p for p in pages.pages(chunk.doc_id) if chunk.page <= p.number <= chunk.page_end}
+    for page in span.values():
+        if is_verbatim(quote, page.text):
+            return Citation(n=n, hit=_on_page(hit, page.number, page.label), quote=quote)
+    words = quote.split()
+    first, last = span.get(chunk.page), span.get(chunk.page_end)
+    for cut in range(len(words) - 1, 0, -1):  # longest part on the first page, else on the last
+        head, tail = " ".join(words[:cut]), " ".join(words[len(words) - cut:])
+        if first and is_verbatim(head, first.text):
+            return Citation(n=n, hit=_on_page(hit, first.number, first.label), quote=head)
+        if last and is_verbatim(tail, last.text):
+            return Citation(n=n, hit=_on_page(hit, last.number, last.label), quote=tail)
+    return Citation(n=n, hit=hit, quote=quote)
 
 
 def _on_page(hit: Hit, page: int, label: str) -> Hit:

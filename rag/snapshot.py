@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,15 +46,17 @@ def published_generation(home: Path) -> str | None:
     store = Store(db, readonly=True)
     try:
         return store.get_meta("current_generation")
-    except Exception:  # noqa: BLE001 - a database without tables yet: nothing published
-        return None
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a database an ingest has only begun to create: nothing published
+            return None
+        raise
     finally:
         store.close()
 
 
-def load_snapshot(home: Path, embedder_id: str) -> Snapshot:
-    """Load the published generation; raise IndexError_ with the fix when there is none."""
-    gen_id = published_generation(home)
+def load_snapshot(home: Path, embedder_id: str, gen_id: str | None = None) -> Snapshot:
+    """Load generation `gen_id` (default: the published one); raise IndexError_ with the fix when there is none."""
+    gen_id = gen_id or published_generation(home)
     if not gen_id:
         raise IndexError_(f"nothing is published in {home}; run `guideline-qa ingest PATH` first")
     files, cpu_index = read_generation(home, gen_id, embedder_id)

@@ -84,7 +84,7 @@ def test_family_and_type_filters(library: QA):
 def test_lexical_side_finds_an_exact_drug_name(library: QA):
     snap = library.engine.snapshot()
     allowed = Filters().mask(snap)
-    ranked = library.engine.lexical().ranking("quintor", allowed, 3)
+    ranked = library.engine.view().lexical.ranking("quintor", allowed, 3)
     assert ranked and all("quintor" in snap.chunks[r].text.lower() for r, _ in ranked)
 
 
