@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,10 @@ class SentenceTransformerEmbedder:
         self.max_seq_length = int(self.model.max_seq_length or 256)
         self.id = f"{folder.name}:dim{self.dim}:seq{self.max_seq_length}:norm"
         self._lock = threading.Lock()  # Streamlit serves sessions from threads; one encode at a time
+        # count_tokens runs beside encodes (the answerer asks it per question term): its own copy of the
+        # tokenizer, because a call changes the tokenizer's truncation and padding state for the others
+        self._counter = copy.deepcopy(self.model.tokenizer)
+        self._counter_lock = threading.Lock()
         self.onnx = self._short_input_encoder(query_runtime, folder, cache_dir)
         log.info("embedder %s on %s%s", self.id, self.device, " (questions: ONNX Runtime)" if self.onnx else "")
 
@@ -91,7 +96,7 @@ class SentenceTransformerEmbedder:
 
         Up to ONNX_MAX_TEXTS texts (a question) go to ONNX Runtime when it is in use (self.onnx).
         On the CPU, more than one batch is split into lanes: as many Python threads as torch has
-        threads, each running one-thread operators on every lane-th text. On 2 cores that encodes about
+        threads, each running one-thread operators on every lane-th batch. On 2 cores that encodes about
         10% more texts per second than one encode with 2 torch threads, which wait on each other at
         every operator (bench/RESULTS.md); the vectors are the same to 1e-7.
         """
@@ -109,16 +114,35 @@ class SentenceTransformerEmbedder:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # read by each new lane thread when it first runs an operator
             try:
-                if lanes == 1:
-                    return self._encode(texts)
-                with ThreadPoolExecutor(lanes, thread_name_prefix="embed-lane") as pool:
-                    parts = list(pool.map(self._encode, [texts[i::lanes] for i in range(lanes)]))
+                return self._encode(texts) if lanes == 1 else self._encode_lanes(texts, lanes)
             finally:
                 torch.set_num_threads(threads)
-            out = np.empty((len(texts), self.dim), dtype=np.float32)
-            for i, part in enumerate(parts):
-                out[i::lanes] = part
-            return out
+
+    def _encode_lanes(self, texts: list[str], lanes: int) -> np.ndarray:
+        """Encode on `lanes` threads, each running the forward pass of every lanes-th batch.
+
+        Texts are tokenized here, on this one thread, before fanning out: a Hugging Face fast
+        tokenizer keeps its padding and truncation settings as state, and lanes tokenizing at once
+        padded one batch to another's length. Batches are cut from the texts sorted by length (as
+        sentence-transformers does), so each carries little padding.
+        """
+        import torch
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        prep = getattr(self.model, "preprocess", None) or self.model.tokenize  # tokenize: before v6
+        features = [prep([texts[j] for j in b]) for b in batches]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+
+        def run(lane: int) -> None:
+            with torch.inference_mode():
+                for b in range(lane, len(batches), lanes):
+                    emb = self.model(features[b])["sentence_embedding"]
+                    out[batches[b]] = torch.nn.functional.normalize(emb, p=2, dim=1).numpy()
+
+        with ThreadPoolExecutor(lanes, thread_name_prefix="embed-lane") as pool:
+            list(pool.map(run, range(lanes)))  # list(): re-raises a lane's exception here
+        return out
 
     def _short_input_encoder(self, runtime: str, folder: Path, cache_dir: Path | None
                              ) -> onnx_encoder.OnnxEncoder | None:
@@ -168,5 +192,6 @@ class SentenceTransformerEmbedder:
         """Word pieces per text, without [CLS]/[SEP], using the model's own fast tokenizer."""
         if not texts:
             return []
-        enc = self.model.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+        with self._counter_lock:
+            enc = self._counter(texts, add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in enc]

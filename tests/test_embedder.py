@@ -40,3 +40,41 @@ def test_one_text_on_one_thread_gives_the_same_vector(real_embedder) -> None:
         np.testing.assert_allclose(one, real_embedder._encode(text), atol=1e-5)
     finally:
         torch.set_num_threads(before)
+
+
+def test_encodes_and_token_counts_from_many_threads_give_the_right_results(real_embedder) -> None:
+    """The answerer counts word pieces per question term while other threads embed (the app serves
+    sessions from threads): no call may change another's tokenisation."""
+    import threading
+
+    texts = [" ".join(f"warfarin{j % 7} dose" for j in range(3 + 5 * i)) for i in range(40)]  # several batches
+    short = ["What is the INR target for warfarin?", "metformin"]
+    ref, ref_short = real_embedder.embed(texts), real_embedder.embed(short)
+    counts = real_embedder.count_tokens(texts)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def keep(fn) -> None:
+        try:
+            while not stop.is_set():
+                fn()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=keep, args=(lambda: _same(real_embedder.count_tokens(texts), counts),)),
+               threading.Thread(target=keep, args=(lambda: np.testing.assert_allclose(
+                   real_embedder.embed(short), ref_short, atol=1e-5),))]
+    for w in workers:
+        w.start()
+    try:
+        for _ in range(3):
+            np.testing.assert_allclose(real_embedder.embed(texts), ref, atol=1e-5)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(60)
+    assert not errors, errors[:3]
+
+
+def _same(a, b) -> None:
+    assert a == b
