@@ -35,6 +35,7 @@ class Item:
     sources: tuple[Source, ...] = ()
     category: str = ""
     difficulty: str = ""
+    fold: int | None = None  # cross-validation fold (dev set): constants are chosen on the other folds
 
     def gold_pages(self) -> set[tuple[str, int]]:
         """(file name, page) pairs of every gold page.
@@ -71,8 +72,17 @@ def parse_item(obj: object, where: str) -> Item:
         id=str(obj["id"]), question=str(obj["question"]), answerable=obj["answerable"],
         answer=str(obj.get("answer") or ""), must_include=tuple(str(t) for t in terms),
         sources=tuple(sources), category=str(obj.get("category") or ""),
-        difficulty=str(obj.get("difficulty") or ""),
+        difficulty=str(obj.get("difficulty") or ""), fold=_fold(obj.get("fold"), where),
     )
+
+
+def _fold(value: object, where: str) -> int | None:
+    """The item's fold number, or None when it has none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: 'fold' is {value!r}; use a non-negative integer or leave it out")
+    return value
 
 
 def load_dataset(path: str | Path, limit: int | None = None) -> list[Item]:

@@ -1,0 +1,118 @@
+"""Answering quality on a question set, overall and per fold and category (prints tables; not a test).
+
+    python bench/dev_quality.py --home HOME [--dataset ../shared/eval/dev.jsonl] [--split-at 30]
+        [--answers answers.jsonl] [--json]
+
+Every question goes through `QA.answer`, as the app asks it. `--split-at N` also prints the first N
+items against the rest (the dev set's first 30 are the questions earlier constants were fitted on).
+`--answers FILE` writes each answer with its citations, to read them as a clinician would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eval.dataset import Item, load_dataset  # noqa: E402
+from eval.metrics import contains_term, gold_rank, strip_markers  # noqa: E402
+from rag.config import Settings  # noqa: E402
+from rag.qa import QA  # noqa: E402
+from rag.types import Answer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+METRICS = ("gold_at_1", "gold_at_5", "must_include", "answerable_refused", "unanswerable_refused", "median_words")
+
+
+def figures(runs: Iterable[tuple[Item, Answer]]) -> dict:
+    """The issue's figures for a group of (item, answer) pairs; None where a group has no such items.
+
+    must_include is pooled over terms (found terms / all terms), as the targets are stated.
+    """
+    runs = list(runs)
+    ans = [(i, a) for i, a in runs if i.answerable]
+    un = [a for i, a in runs if not i.answerable]
+    ranks = [gold_rank(a.hits, i) for i, a in ans if i.sources]
+    terms = [(contains_term(strip_markers(a.text), t)) for i, a in ans for t in i.must_include]
+    words = [len(strip_markers(a.text).split()) for _, a in ans if not a.abstained]
+
+    def share(xs: list) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    return {
+        "n": len(runs), "answerable": len(ans),
+        "gold_at_1": share([r == 1 for r in ranks]),
+        "gold_at_5": share([r is not None and r <= 5 for r in ranks]),
+        "must_include": share(terms),
+        "answerable_refused": share([a.abstained for _, a in ans]),
+        "unanswerable_refused": share([a.abstained for a in un]),
+        "median_words": statistics.median(words) if words else None,
+    }
+
+
+def table(title: str, groups: dict[str, dict]) -> str:
+    """A plain-text table: one row per group, one column per metric."""
+    head = f"{'':<18}{'n':>4}{'ans':>5}" + "".join(f"{m:>22}" for m in METRICS)
+    lines = [title, head]
+    for name, f in groups.items():
+        cells = "".join(f"{_cell(f[m], m):>22}" for m in METRICS)
+        lines.append(f"{name:<18}{f['n']:>4}{f['answerable']:>5}{cells}")
+    return "\n".join(lines)
+
+
+def _cell(v: float | None, metric: str) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if metric == "median_words" else f"{v:.3f}"
+
+
+def grouped(runs: list[tuple[Item, Answer]], key) -> dict[str, dict]:
+    """figures() per value of key(item), sorted by that value."""
+    keys = sorted({str(key(i)) for i, _ in runs})
+    return {k: figures((i, a) for i, a in runs if str(key(i)) == k) for k in keys}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--home", required=True, help="GQA_HOME with the corpus ingested")
+    p.add_argument("--dataset", default=str(DEV))
+    p.add_argument("--split-at", type=int, default=0, help="also compare the first N items with the rest")
+    p.add_argument("--answers", help="write every answer (JSONL) to this file")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = p.parse_args(argv)
+    qa = QA(Settings.from_env(home=Path(args.home)))
+    items = load_dataset(args.dataset)
+    runs = [(i, qa.answer(i.question)) for i in items]
+    out = {"all": figures(runs), "fold": grouped(runs, lambda i: i.fold),
+           "category": grouped(runs, lambda i: i.category), "index_version": qa.index_version}
+    if args.split_at:
+        ids = {i.id for i in items[: args.split_at]}
+        out["split"] = {f"first {args.split_at}": figures((i, a) for i, a in runs if i.id in ids),
+                        "rest": figures((i, a) for i, a in runs if i.id not in ids)}
+    if args.answers:
+        with open(args.answers, "w") as fh:
+            for i, a in runs:
+                fh.write(json.dumps({"id": i.id, "fold": i.fold, "category": i.category, "answerable": i.answerable,
+                                     "question": i.question, "must_include": list(i.must_include),
+                                     "gold_rank": gold_rank(a.hits, i), **a.to_json()} | {"hits": None}) + "\n")
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(table(f"{args.dataset} (index {out['index_version']})", {"all": out["all"], **out.get("split", {})}))
+    print()
+    print(table("by fold", out["fold"]))
+    print()
+    print(table("by category", out["category"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
