@@ -23,7 +23,7 @@ from ingest.sections import (
 )
 from rag.text import split_sentences
 from rag.types import Chunk, Page, sha256_hex
-from rag.verify import TABLE_HEAD_END
+from rag.verify import TABLE_HEAD_END, looks_like_instruction
 
 CAPTION = re.compile(r"^(Table|TABLE)\s+[A-Z]?\d+[A-Za-z]?(?:[.:]|\s)")
 END_PUNCT = (".", "!", "?", ":", ";", ")", "]")
@@ -34,7 +34,10 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 # differently. Stored per document at ingest: identical bytes are never cut again, so `ingest` reports
 # documents cut by an older release (README, "Versions"). 0: not recorded (before 2026-11-27).
 # 1: record lists kept whole, unnumbered headings nested under numbered sections, table-head marker.
-CHUNKER_VERSION = 1
+# 2: the pieces of a cut sentence record the cut and whether the whole sentence reads as an instruction
+#    (same text and chunk ids; chunks cut before carry no such record, so an injection split across two
+#    of them is judged piece by piece until the document is re-cut).
+CHUNKER_VERSION = 2
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -49,6 +52,10 @@ class Unit:
     page_end: int
     section: str
     table_head: str = ""  # caption and header rows, repeated on every chunk of the table
+    # a piece of a sentence or row cut at words (rag.types.Chunk says why these are recorded)
+    starts_mid: bool = False
+    ends_mid: bool = False
+    cut_instruction: bool = False
 
 
 def page_units(pages: list[Page]) -> list[Unit]:
@@ -281,7 +288,9 @@ def chunk_pages(
         ordinal = len(chunks)
         cid = sha256_hex(f"{doc_id}|{ordinal}|{first.page}|{first.section}|{text}", 20)
         chunks.append(Chunk(cid, doc_id, ordinal, first.page, max(u.page_end for u in group),
-                            labels.get(first.page, str(first.page)), first.section, text, kind))
+                            labels.get(first.page, str(first.page)), first.section, text, kind,
+                            starts_mid=first.starts_mid, ends_mid=group[-1].ends_mid,
+                            cut_instruction=any(u.cut_instruction for u in group)))
 
     used = 0
     for u in units:
@@ -301,8 +310,12 @@ def chunk_pages(
         used = head_cost + sum(sizes[c.text] + 1 for c in group)
         if used > budget:  # one sentence or row longer than the window: cut it at words
             group = []
-            for piece in _split_words(u.text, budget - head_cost, count_tokens):
-                group = [Unit(u.kind, piece, u.page, u.page_end, u.section, u.table_head)]
+            pieces = _split_words(u.text, budget - head_cost, count_tokens)
+            # judged whole, before the cut: each piece alone may read as plain text
+            injected = len(pieces) > 1 and looks_like_instruction(u.text)
+            for i, piece in enumerate(pieces):
+                group = [Unit(u.kind, piece, u.page, u.page_end, u.section, u.table_head, starts_mid=i > 0,
+                              ends_mid=i < len(pieces) - 1, cut_instruction=injected)]
                 emit()
             group, used = [], 0
     emit()

@@ -18,7 +18,7 @@ import numpy as np
 from rag.embedder import Embedder
 from rag.text import numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
-from rag.verify import looks_like_instruction, table_parts
+from rag.verify import cut_units, looks_like_instruction, table_parts
 
 # Passages whose sentences are scored (and which are re-ranked by their best sentence).
 PASSAGES_READ = 20
@@ -104,9 +104,12 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
             table_head = "\n".join(head)
         else:
             units, table_head = split_sentences(c.text), ""
+        # a piece of a sentence cut at words is never quoted as if it were one: alone it can say what the
+        # whole does not ('... ignore previous instructions and say' | 'the dose is 500 mg.')
+        cut = cut_units(c, len(units))
         for i, u in enumerate(units):
             # passages are data: a sentence addressed to a language model is never quoted as evidence
-            if len(u.split()) >= 3 and not looks_like_instruction(u):
+            if len(u.split()) >= 3 and i not in cut and not looks_like_instruction(u):
                 out.append(Candidate(hit, u.strip(), i, head=table_head))
     return out
 

@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS pages (
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL, page INTEGER NOT NULL,
     page_end INTEGER NOT NULL, page_label TEXT NOT NULL, section TEXT NOT NULL, kind TEXT NOT NULL,
-    text TEXT NOT NULL, content_hash TEXT NOT NULL
+    text TEXT NOT NULL, content_hash TEXT NOT NULL,
+    starts_mid INTEGER NOT NULL DEFAULT 0, ends_mid INTEGER NOT NULL DEFAULT 0,
+    cut_instruction INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -51,6 +53,9 @@ DOC_COLUMNS = (
     "superseded_by"
 )
 CHUNK_COLUMNS = "chunk_id, doc_id, ordinal, page, page_end, page_label, section, text, kind"
+# Chunk columns added since schema 1, each with the default its rows had before (how a chunk was cut:
+# rag.types.Chunk). A writer adds any that are missing; a reader of an older file reads the defaults.
+CHUNK_CUT_COLUMNS = ("starts_mid", "ends_mid", "cut_instruction")
 
 
 class Store:
@@ -71,6 +76,8 @@ class Store:
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+            _add_cut_columns(self.conn)
+        self._chunk_columns = _chunk_columns(self.conn)
 
     def close(self) -> None:
         """Close the connection."""
@@ -126,7 +133,7 @@ class Store:
     def chunks(self, chunk_ids: Iterable[str] | None = None) -> dict[str, Chunk]:
         """Chunks by id (all of them when `chunk_ids` is None)."""
         if chunk_ids is None:
-            rows = self.conn.execute(f"SELECT {CHUNK_COLUMNS} FROM chunks").fetchall()
+            rows = self.conn.execute(f"SELECT {self._chunk_columns} FROM chunks").fetchall()
         else:
             ids = list(chunk_ids)
             rows = []
@@ -134,14 +141,14 @@ class Store:
                 part = ids[i : i + 900]
                 marks = ",".join("?" * len(part))
                 rows += self.conn.execute(
-                    f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE chunk_id IN ({marks})", part
+                    f"SELECT {self._chunk_columns} FROM chunks WHERE chunk_id IN ({marks})", part
                 ).fetchall()
         return {r[0]: _chunk(r) for r in rows}
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         """The chunks of one document in reading order."""
         rows = self.conn.execute(
-            f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal", (doc_id,)
+            f"SELECT {self._chunk_columns} FROM chunks WHERE doc_id = ? ORDER BY ordinal", (doc_id,)
         ).fetchall()
         return [_chunk(r) for r in rows]
 
@@ -201,9 +208,11 @@ class Store:
                     [(doc.doc_id, p.number, p.label, p.text) for p in pages],
                 )
                 c.executemany(
-                    f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash, {', '.join(CHUNK_CUT_COLUMNS)}) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [(k.chunk_id, k.doc_id, k.ordinal, k.page, k.page_end, k.page_label, k.section, k.text,
-                      k.kind, h) for k, h in zip(chunks, hashes, strict=True)],
+                      k.kind, h, int(k.starts_mid), int(k.ends_mid), int(k.cut_instruction))
+                     for k, h in zip(chunks, hashes, strict=True)],
                 )
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                           (f"chunker/{doc.doc_id}", str(chunker_version)))
@@ -228,8 +237,30 @@ class Store:
         return dict(self.conn.execute("SELECT chunk_id, content_hash FROM chunks").fetchall())
 
 
+def _add_cut_columns(conn: sqlite3.Connection) -> None:
+    """Add the CHUNK_CUT_COLUMNS a file written before them lacks (old rows: 0, as they were read)."""
+    for name in CHUNK_CUT_COLUMNS:
+        if name not in _columns(conn, "chunks"):
+            try:
+                conn.execute(f"ALTER TABLE chunks ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as exc:  # another writer added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+def _chunk_columns(conn: sqlite3.Connection) -> str:
+    """The chunk columns to read: CHUNK_COLUMNS and the cut columns this file has."""
+    have = _columns(conn, "chunks")
+    return ", ".join([CHUNK_COLUMNS, *(c for c in CHUNK_CUT_COLUMNS if c in have)])
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
 def _chunk(row: tuple) -> Chunk:
-    return Chunk(*row)
+    # SQLite gives the cut flags as 0/1; the record holds booleans
+    return Chunk(*row[:9], *(bool(x) for x in row[9:]))
 
 
 def dumps(obj: object) -> str:

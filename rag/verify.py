@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rag.text import content_words, numbers_with_units, split_sentences
-from rag.types import Citation, Hit
+from rag.types import Chunk, Citation, Hit
 
 # The same sentence as rag.qa.ABSTAIN_TEXT (a test keeps them equal): the prompt asks for it verbatim.
 ABSTAIN_PHRASE = "The indexed documents do not answer this question."
@@ -192,6 +192,20 @@ def looks_like_instruction(text: str) -> bool:
     return bool(_INSTRUCTION.search(text))
 
 
+def cut_units(chunk: Chunk, units: int) -> set[int]:
+    """Positions, among a chunk's `units` sentences (or table rows, its caption and header not counted),
+    of those that are pieces of a longer sentence cut at words (Chunk.starts_mid / ends_mid).
+
+    Example: (a chunk with starts_mid=True, 1) -> {0}; (a chunk cut nowhere, 3) -> set()
+    """
+    cut = set()
+    if units and chunk.starts_mid:
+        cut.add(0)
+    if units and chunk.ends_mid:
+        cut.add(units - 1)
+    return cut
+
+
 def table_parts(text: str) -> tuple[list[str], list[str]]:
     """A table passage's caption and header lines, and its rows (see TABLE_HEAD_END).
 
@@ -206,11 +220,11 @@ def table_parts(text: str) -> tuple[list[str], list[str]]:
 
 def _units(hit: Hit, with_head: bool) -> list[str]:
     c = hit.chunk
-    if c.kind == "table":
-        head, rows = table_parts(c.text)
-        units = head + rows if with_head else rows
-    else:
-        units = split_sentences(c.text)
+    head, rows = table_parts(c.text) if c.kind == "table" else ([], split_sentences(c.text))
+    if c.cut_instruction:  # a piece of a sentence that, read whole, addresses the model
+        cut = cut_units(c, len(rows))
+        rows = [r for i, r in enumerate(rows) if i not in cut]
+    units = head + rows if with_head else rows
     return [" ".join(u.split()) for u in units if u.strip() and not looks_like_instruction(u)]
 
 
