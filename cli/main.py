@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable]:
     """Subcommands contributed by the answering, app and evaluation packages (added as they exist)."""
     regs: list[Callable] = []
-    for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd"):
+    for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.docs_cmd"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -123,18 +123,17 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def format_report(report) -> str:
     """The human summary table of an ingest."""
     from ingest.chunk import CHUNKER_VERSION
+    from ingest.versions import version_note
 
     rows: list[tuple[str, str, str]] = []
     for e in report.added:
-        older = f", older than current {e['superseded_by']}" if e.get("superseded_by") else ""
-        note = f"version {e['version']}{older}"
-        rows.append(("added", _name(e["file"]), note))
+        rows.append(("added", _name(e["file"]), version_note(e)))
     for e in report.new_version:
-        supersedes = ", ".join(e["supersedes"])
-        rows.append(("new version", _name(e["file"]), f"version {e['version']}, supersedes {supersedes}"))
+        rows.append(("new version", _name(e["file"]), version_note(e)))
     for e in report.unchanged:
         old = e.get("chunker", CHUNKER_VERSION) < CHUNKER_VERSION
         rows.append(("unchanged", _name(e["file"]), f"version {e['version']} (identical bytes)"
+                     + (f"; moved from family {e['moved_from']}: " + version_note(e) if e.get("moved_from") else "")
                      + ("; cut into passages by an older release and kept so: to re-cut, ingest into a new "
                         "GQA_HOME (README, Versions)" if old else "")))
     for e in report.failed:
@@ -156,22 +155,23 @@ def _name(path: str) -> str:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
+    from ingest.versions import withdrawal_fields
     from rag.snapshot import database_path
     from rag.store import Store
 
     settings = settings_from(args)
     db = database_path(settings.home)
-    docs = []
+    docs, events = [], []
     if db.exists():
         store = Store(db, readonly=True)
         try:
-            docs = store.documents()
+            docs, events = store.documents(), store.withdrawals()
         finally:
             store.close()
     out = [
         {"file": d.file_name, "title": d.title, "family": d.family, "version": d.version, "type": d.doc_type,
          "status": d.status, "superseded_by": d.superseded_by, "pages": d.pages, "chunks": d.chunks,
-         "sha256": d.sha256, "ingested_at": d.ingested_at, "doc_id": d.doc_id}
+         "sha256": d.sha256, "ingested_at": d.ingested_at, "doc_id": d.doc_id, **withdrawal_fields(d, events)}
         for d in docs
     ]
     if args.json:
@@ -186,6 +186,10 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     for r in table:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    for d in out:
+        if d["status"] == "withdrawn":
+            print(f"withdrawn {d['file']} (doc {d['doc_id']}) by {d['withdrawn_by']} at {d['withdrawn_at']}: "
+                  f"{d['withdrawn_reason']}; `guideline-qa reinstate {d['file']}` serves it again")
     return 0
 
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from ingest.chunk import CHUNKER_VERSION, chunk_pages
 from ingest.extract import BadDocument, Extracted, extract_pdf
-from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version, version_key
+from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version
+from ingest.versions import regroup, report_moves, resolve_versions
 from rag.config import Settings
 from rag.embedder import Embedder
 from rag.errors import GQAError
@@ -67,6 +68,8 @@ class _Prepared:
     chunks: list[Chunk]
     hashes: list[str]
     source: str
+    explicit_family: bool = False  # --family given: it joins that family without a title check
+    hint: Document | None = None  # same name-derived family but an unrelated title: a possible version
 
 
 def collect_pdfs(paths: list[str | Path]) -> tuple[list[Path], list[dict]]:
@@ -140,7 +143,7 @@ def ingest(
             report.seconds["hash"] = time.perf_counter() - started
             prepared = _prepare_all(todo, settings, embedder, store, family, version, report, tick,
                                     extract_workers)
-            _publish(prepared, settings, embedder, store, report)
+            _publish(prepared, settings, embedder, store, report, family)
         finally:
             store.close()
     report.seconds["total"] = time.perf_counter() - started
@@ -163,7 +166,7 @@ def _triage(files: list[Path], store: Store, report: IngestReport) -> list[tuple
                                                            "(identical bytes); skipped"})
         elif known and known.file_name == f.name:
             report.unchanged.append({"file": str(f), "family": known.family, "version": known.version,
-                                     "chunker": store.chunker_version(known.doc_id)})
+                                     "chunker": store.chunker_version(known.doc_id), "doc_id": known.doc_id})
         elif known:
             report.failed.append({"file": str(f), "error": f"duplicate of already ingested {known.file_name} "
                                                            "(identical bytes); skipped"})
@@ -279,7 +282,7 @@ def _prepare_one(
         doc_type=derive_doc_type(path.name, ext.title), status="current", pages=len(ext.pages),
         chunks=len(chunks), ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    return _Prepared(doc, ext.pages, chunks, hashes, str(path.resolve()))
+    return _Prepared(doc, ext.pages, chunks, hashes, str(path.resolve()), explicit_family=family is not None)
 
 
 # Texts per encode call: the pipeline polls between calls (see _TorchThreads), and a crash keeps
@@ -305,13 +308,23 @@ def _embed_missing(item: _Prepared, embedder: Embedder, store: Store, report: In
     report.embedded += len(missing)
 
 
+@dataclass
+class Update:
+    """What a publish changes besides adding documents."""
+
+    statuses: dict[str, tuple[str, str | None]]  # doc_id -> (status, superseded_by)
+    families: dict[str, str] = field(default_factory=dict)  # doc_id -> new family (--family on known bytes)
+    event: dict | None = None  # a withdrawal or reinstatement, recorded in the same transaction
+
+
 def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, store: Store,
-             report: IngestReport) -> None:
-    """Decide statuses, write the next index generation, and switch to it in one transaction."""
+             report: IngestReport, family: str | None = None) -> None:
+    """Decide families and statuses, write the next index generation, and switch to it in one transaction."""
     t = time.perf_counter()
-    existing = store.documents()
-    docs, changes = _resolve_versions(existing, prepared, report)
-    if not prepared:
+    existing, moved = regroup(store.documents(), report, family)
+    docs, changes = resolve_versions(existing, prepared, report)
+    report_moves(report, moved, existing, docs, changes)
+    if not prepared and not changes and not moved:
         report.seconds["publish"] = time.perf_counter() - t
         return
     prev_id = store.get_meta("current_generation")
@@ -331,19 +344,32 @@ def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, 
     new_ids = [k.chunk_id for p in prepared for k in p.chunks]
     _add(index, store, {k.chunk_id: h for p in prepared for k, h in zip(p.chunks, p.hashes, strict=True)},
          new_ids, embedder)
-    chunk_ids = prev_ids + new_ids
+    report.generation = publish_generation(
+        settings, store, embedder.id, index, prev_ids + new_ids, docs,
+        Update(changes, {doc_id: str(family) for doc_id in moved}),
+        [(p.doc, p.pages, p.chunks, p.hashes, p.source) for p in prepared])
+    report.seconds["publish"] = time.perf_counter() - t
+
+
+def publish_generation(settings: Settings, store: Store, embedder_id: str, index, chunk_ids: list[str],
+                       docs: list[Document], update: Update, new_docs: list | None = None) -> str:
+    """Write generation files for `index` and `docs`' statuses, then switch readers to it in one
+    transaction (Store.publish); returns its id. Ingest, withdraw and reinstate all publish here."""
     statuses = {d.doc_id: d.status for d in docs}
-    gen_id = sha256_hex(dumps({"chunks": chunk_ids, "status": statuses, "embedder": embedder.id}), 16)
+    key: dict = {"chunks": chunk_ids, "status": statuses, "embedder": embedder_id}
+    if update.families or update.event:  # the same statuses can come back: a distinct id for each publish
+        key["update"] = {"families": update.families, "event": update.event, "at": time.time_ns()}
+    gen_id = sha256_hex(dumps(key), 16)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     write_generation(settings.home, gen_id, index, chunk_ids,
-                     {"gen_id": gen_id, "embedder_id": embedder.id, "dim": embedder.dim, "created_at": now,
+                     {"gen_id": gen_id, "embedder_id": embedder_id, "dim": index.d, "created_at": now,
                       "vectors": len(chunk_ids), "documents": statuses})
-    store.publish([(p.doc, p.pages, p.chunks, p.hashes, p.source) for p in prepared], changes,
-                  {"gen_id": gen_id, "created_at": now, "embedder_id": embedder.id,
-                   "vectors": len(chunk_ids), "documents": len(statuses)}, CHUNKER_VERSION)
+    store.publish(new_docs or [], update.statuses,
+                  {"gen_id": gen_id, "created_at": now, "embedder_id": embedder_id,
+                   "vectors": len(chunk_ids), "documents": len(statuses)}, CHUNKER_VERSION,
+                  families=update.families, event=update.event)
     collect_garbage(settings.home, store.generations()[-settings.keep_generations:])
-    report.generation = gen_id
-    report.seconds["publish"] = time.perf_counter() - t
+    return gen_id
 
 
 def _add(index, store: Store, hash_of: dict[str, str], chunk_ids: list[str], embedder: Embedder) -> None:
@@ -356,39 +382,3 @@ def _add(index, store: Store, hash_of: dict[str, str], chunk_ids: list[str], emb
     if lost:
         raise GQAError(f"{len(lost)} chunk vectors are missing from the embedding cache; re-ingest into a new GQA_HOME")
     index.add(np.stack([cached[h] for h in hashes]).astype(np.float32))
-
-
-def _resolve_versions(existing: list[Document], prepared: list[_Prepared], report: IngestReport
-                      ) -> tuple[list[Document], dict[str, tuple[str, str | None]]]:
-    """Within each family the highest version label is current (ties: the latest ingest); all else is superseded."""
-    from dataclasses import replace
-
-    everyone = list(existing) + [p.doc for p in prepared]
-    order = {d.doc_id: i for i, d in enumerate(everyone)}
-    current: dict[str, Document] = {}
-    for d in everyone:
-        best = current.get(d.family)
-        if best is None or (version_key(d.version), order[d.doc_id]) >= (version_key(best.version), order[best.doc_id]):
-            current[d.family] = d
-    changes: dict[str, tuple[str, str | None]] = {}
-    final: list[Document] = []
-    for d in everyone:
-        win = current[d.family]
-        status, by = ("current", None) if win.doc_id == d.doc_id else ("superseded", win.file_name)
-        if d in existing and (d.status, d.superseded_by) != (status, by):
-            changes[d.doc_id] = (status, by)
-        final.append(replace(d, status=status, superseded_by=by))
-    fresh = {p.doc.doc_id for p in prepared}
-    for i, p in enumerate(prepared):
-        d = final[len(existing) + i]
-        p.doc = d
-        older = [e.file_name for e in existing if e.family == d.family and e.status == "current"
-                 and changes.get(e.doc_id, ("current",))[0] == "superseded"]
-        older += [q.doc.file_name for q in prepared if q.doc.doc_id in fresh and q.doc.family == d.family
-                  and q.doc.doc_id != d.doc_id and d.status == "current"]
-        entry = {"file": p.source, "family": d.family, "version": d.version, "status": d.status}
-        if older and d.status == "current":
-            report.new_version.append({**entry, "supersedes": older})
-        else:
-            report.added.append(entry if d.status == "current" else {**entry, "superseded_by": d.superseded_by})
-    return final, changes

@@ -22,6 +22,9 @@ class Filters:
     def mask(self, snap: Snapshot) -> np.ndarray:
         """Boolean row mask over the snapshot's chunks."""
         keep = np.ones(snap.size, dtype=bool) if self.include_superseded else snap.current_rows.copy()
+        withdrawn = {d.doc_id for d in snap.docs.values() if d.status == "withdrawn"}
+        if self.include_superseded and withdrawn:  # a withdrawn document is never served, not even as history
+            keep &= np.array([c.doc_id not in withdrawn for c in snap.chunks], dtype=bool)
         if self.families or self.doc_types:
             ok_docs = {
                 d.doc_id for d in snap.docs.values()

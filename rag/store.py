@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS generations (
     gen_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, embedder_id TEXT NOT NULL,
     vectors INTEGER NOT NULL, documents INTEGER NOT NULL
 );
+-- every withdraw and reinstate, never deleted: who stopped (or restarted) serving what, when and why
+CREATE TABLE IF NOT EXISTS withdrawals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, action TEXT NOT NULL, reason TEXT NOT NULL,
+    who TEXT NOT NULL, at TEXT NOT NULL, gen_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS withdrawals_doc ON withdrawals(doc_id, id);
 """
 
 DOC_COLUMNS = (
@@ -188,12 +194,15 @@ class Store:
         status_changes: dict[str, tuple[str, str | None]],
         gen: dict,
         chunker_version: int = 0,
+        families: dict[str, str] | None = None,
+        event: dict | None = None,
     ) -> None:
         """Insert new documents and switch the published generation in ONE transaction.
 
         `docs` holds (document, pages, chunks, content hashes, source path); `status_changes` maps
-        doc_id -> (status, superseded_by); `chunker_version` is recorded for each new document.
-        Readers see everything before or everything after.
+        doc_id -> (status, superseded_by); `chunker_version` is recorded for each new document;
+        `families` maps doc_id -> new family; `event` (doc_id, action, reason, who, at) is a withdraw
+        or reinstate recorded with this generation. Readers see everything before or everything after.
         """
         with self.transaction() as c:
             for doc, pages, chunks, hashes, source in docs:
@@ -218,6 +227,12 @@ class Store:
                           (f"chunker/{doc.doc_id}", str(chunker_version)))
             for doc_id, (status, by) in status_changes.items():
                 c.execute("UPDATE documents SET status = ?, superseded_by = ? WHERE doc_id = ?", (status, by, doc_id))
+            for doc_id, family in (families or {}).items():
+                c.execute("UPDATE documents SET family = ? WHERE doc_id = ?", (family, doc_id))
+            if event:
+                c.execute("INSERT INTO withdrawals(doc_id, action, reason, who, at, gen_id) VALUES (?,?,?,?,?,?)",
+                          (event["doc_id"], event["action"], event["reason"], event["who"], event["at"],
+                           gen["gen_id"]))
             c.execute(
                 "INSERT INTO generations(gen_id, created_at, embedder_id, vectors, documents) VALUES (?,?,?,?,?)",
                 (gen["gen_id"], gen["created_at"], gen["embedder_id"], gen["vectors"], gen["documents"]),
@@ -231,6 +246,26 @@ class Store:
     def generations(self) -> list[str]:
         """Generation ids, oldest first."""
         return [r[0] for r in self.conn.execute("SELECT gen_id FROM generations ORDER BY created_at, rowid")]
+
+    def generation_embedder(self, gen_id: str) -> str | None:
+        """The embedder id a published generation was built with, or None for an unknown id."""
+        row = self.conn.execute("SELECT embedder_id FROM generations WHERE gen_id = ?", (gen_id,)).fetchone()
+        return row[0] if row else None
+
+    def withdrawals(self, doc_id: str | None = None) -> list[dict]:
+        """Withdraw and reinstate events (of one document or all), oldest first; [] in a home made
+        before they existed (a read-only connection does not create the table)."""
+        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'withdrawals'"
+        if not self.conn.execute(table).fetchone():
+            return []
+        sql = "SELECT doc_id, action, reason, who, at, gen_id FROM withdrawals"
+        args: tuple = ()
+        if doc_id is not None:
+            sql += " WHERE doc_id = ?"
+            args = (doc_id,)
+        rows = self.conn.execute(sql + " ORDER BY id", args).fetchall()
+        keys = ("doc_id", "action", "reason", "by", "at", "generation")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def content_hashes(self) -> dict[str, str]:
         """chunk_id -> content hash, for rebuilding an index from the embedding cache."""

@@ -59,7 +59,7 @@ def test_reingest_identical_bytes_is_a_noop(tmp_path: Path, settings, hash_embed
     store.close()
     again = ingest([a], settings, hash_embedder)
     assert again.unchanged == [{"file": str(a), "family": "acme-warfarin", "version": "2024",
-                                "chunker": CHUNKER_VERSION}]
+                                "chunker": CHUNKER_VERSION, "doc_id": documents(settings)[a.name].doc_id}]
     assert again.added == [] and again.new_version == [] and again.failed == []
     assert again.generation is None
     assert len(hash_embedder.calls) == calls  # the embedder was not called again

@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from ingest.pipeline import IngestReport, collect_pdfs, ingest
+from ingest.versions import version_note, withdrawal_fields
 from rag.config import Settings
 from rag.errors import GQAError
 from rag.snapshot import database_path
@@ -62,14 +63,35 @@ def _documents(settings: Settings) -> None:
     try:
         docs = store.documents()
         gen = store.get_meta("current_generation")
+        events = store.withdrawals()
     finally:
         store.close()
-    rows = [{"Title": d.title, "File": d.file_name, "Family": d.family, "Version": d.version,
-             "Type": d.doc_type, "Status": d.status, "Superseded by": d.superseded_by or "",
-             "Pages": d.pages, "Chunks": d.chunks, "Ingested (UTC)": d.ingested_at} for d in docs]
+    rows = []
+    for d in docs:
+        w = withdrawal_fields(d, events)
+        rows.append({"Title": d.title, "File": d.file_name, "Family": d.family, "Version": d.version,
+                     "Type": d.doc_type, "Status": d.status, "Superseded by": d.superseded_by or "",
+                     "Withdrawn": f"by {w['withdrawn_by']} at {w['withdrawn_at']}: {w['withdrawn_reason']}"
+                     if d.status == "withdrawn" else "",
+                     "Pages": d.pages, "Chunks": d.chunks, "Ingested (UTC)": d.ingested_at})
     st.dataframe(rows, hide_index=True, width="stretch")
     current = sum(d.status == "current" for d in docs)
-    st.caption(f"{len(docs)} documents ({current} current) · clinicians are served index {gen or 'none'}")
+    withdrawn = sum(d.status == "withdrawn" for d in docs)
+    st.caption(f"{len(docs)} documents ({current} current, {withdrawn} withdrawn) · clinicians are served "
+               f"index {gen or 'none'}")
+    _withdrawals(docs, events)
+
+
+def _withdrawals(docs: list, events: list[dict]) -> None:
+    """Every withdraw and reinstate, newest first (made with `guideline-qa withdraw|reinstate`)."""
+    if not events:
+        return
+    names = {d.doc_id: d.file_name for d in docs}
+    st.markdown("**Withdrawals**")
+    st.dataframe([{"When (UTC)": e["at"], "Action": e["action"], "File": names.get(e["doc_id"], e["doc_id"]),
+                   "By": e["by"], "Reason": e["reason"], "Index": e["generation"]} for e in reversed(events)],
+                 hide_index=True, width="stretch")
+    st.caption("Undo with `guideline-qa reinstate FILE` (or `withdraw FILE --reason TEXT`) on the server.")
 
 
 def _overrides(prefix: str) -> tuple[str | None, str | None]:
@@ -162,15 +184,13 @@ def report_rows(report: IngestReport) -> list[dict]:
     """One row per file: result, file name and detail (the command line's table)."""
     rows = []
     for e in report.added:
-        note = f"version {e['version']}" + (f", older than current {e['superseded_by']}"
-                                            if e.get("superseded_by") else "")
-        rows.append({"Result": "added", "File": Path(e["file"]).name, "Detail": note})
+        rows.append({"Result": "added", "File": Path(e["file"]).name, "Detail": version_note(e)})
     for e in report.new_version:
-        rows.append({"Result": "new version", "File": Path(e["file"]).name,
-                     "Detail": f"version {e['version']}, supersedes {', '.join(e['supersedes'])}"})
+        rows.append({"Result": "new version", "File": Path(e["file"]).name, "Detail": version_note(e)})
     for e in report.unchanged:
+        moved = f"; moved from family {e['moved_from']}: {version_note(e)}" if e.get("moved_from") else ""
         rows.append({"Result": "unchanged", "File": Path(e["file"]).name,
-                     "Detail": f"version {e['version']} (identical bytes)"})
+                     "Detail": f"version {e['version']} (identical bytes){moved}"})
     for e in report.failed:
         rows.append({"Result": "FAILED", "File": Path(e["file"]).name, "Detail": e["error"]})
     return rows
