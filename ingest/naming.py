@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from functools import lru_cache
 
 # Words that name the edition or the kind of leaflet rather than the subject; dropped from families,
 # so 'fda_amoxicillin_tablets_2015.pdf' and 'fda_amoxicillin_highlights_2025.pdf' are one family.
@@ -28,6 +29,7 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
+@lru_cache(maxsize=65536)  # placing a new file derives the family of every stored file name
 def derive_family(file_name: str) -> str:
     """Family key from a file name: its words in any script, years, edition words and numbers removed.
 

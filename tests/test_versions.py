@@ -208,6 +208,20 @@ def test_withdraw_stops_serving_at_once_and_the_older_version_is_current(two_ver
     assert {snap.chunks[i].doc_id for i in range(snap.size) if snap.current_rows[i]} == {docs[old.name].doc_id}
 
 
+def test_withdrawn_document_is_never_an_answer(two_versions, settings, hash_embedder) -> None:
+    from rag.qa import QA
+
+    old, new = two_versions
+    qa = QA(settings, embedder=hash_embedder)
+    question = "What is the malaria treatment? malaria artemisinin parasite"
+    assert new.name in {h.doc.file_name for h in qa.answer(question).hits}
+    withdraw(settings, new.name, "wrong zorblax dose")
+    after = qa.answer(question)
+    assert {h.doc.file_name for h in after.hits} == {old.name}
+    assert new.name not in {c.hit.doc.file_name for c in after.citations} and "zorblax" not in after.text
+    assert after.index_version == published_generation(settings.home)
+
+
 def test_reinstate_reruns_the_resolution(two_versions, settings, hash_embedder) -> None:
     old, new = two_versions
     withdraw(settings, new.name, "checking the dose")
