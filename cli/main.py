@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable]:
     """Subcommands contributed by the answering, app and evaluation packages (added as they exist)."""
     regs: list[Callable] = []
-    for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.docs_cmd"):
+    for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.backup_cmd", "cli.docs_cmd"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -78,9 +79,24 @@ def main(argv: list[str] | None = None) -> int:
     except GQAError as exc:
         print(f"guideline-qa: error: {exc}", file=sys.stderr)
         return 1
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):  # locked, no such column: not damage
+            raise
+        # damage past what opening checks (a page in the middle of the file)
+        print(f"guideline-qa: error: {_damaged_database(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("guideline-qa: interrupted", file=sys.stderr)
         return 130
+
+
+def _damaged_database(exc: Exception) -> str:
+    """The one-line message for a database found damaged mid-command."""
+    from rag.config import Settings
+    from rag.snapshot import database_path
+    from rag.store import damaged
+
+    return str(damaged(database_path(Settings.from_env().home), str(exc)))
 
 
 def settings_from(args: argparse.Namespace):
@@ -132,7 +148,9 @@ def format_report(report) -> str:
         rows.append(("new version", _name(e["file"]), version_note(e)))
     for e in report.unchanged:
         old = e.get("chunker", CHUNKER_VERSION) < CHUNKER_VERSION
-        rows.append(("unchanged", _name(e["file"]), f"version {e['version']} (identical bytes)"
+        same = f"a copy of {e['duplicate_of']}: identical bytes, not stored again" if e.get("duplicate_of") \
+            else "identical bytes"
+        rows.append(("unchanged", _name(e["file"]), f"version {e['version']} ({same})"
                      + (f"; moved from family {e['moved_from']}: " + version_note(e) if e.get("moved_from") else "")
                      + ("; cut into passages by an older release and kept so: to re-cut, ingest into a new "
                         "GQA_HOME (README, Versions)" if old else "")))

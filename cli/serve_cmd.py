@@ -49,6 +49,9 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "--server.fileWatcherType", "none",
         # Clinicians get no developer menu (rerun, settings, deploy).
         "--client.toolbarMode", "minimal",
+        # An uncaught exception shows a generic message, never its text or traceback (server paths);
+        # the pages show one-line errors themselves and log tracebacks on the server.
+        "--client.showErrorDetails", "none",
     ]
 
 

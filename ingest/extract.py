@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections import Counter
@@ -27,26 +28,39 @@ class Extracted:
     meta_year: str
 
 
+@dataclass(frozen=True)
+class PdfBytes:
+    """A file's name and the bytes read from it once: the ingest hashes and parses these same bytes,
+    so a file replaced meanwhile is never stored under another version's hash."""
+
+    name: str
+    data: bytes
+
+
 _DIGITS = re.compile(r"\d+")
 _WS = re.compile(r"[ \t\u00a0]+")
 
 
-def extract_pdf(path: Path) -> Extracted:
-    """Read every page of `path`; raise BadDocument with a one-line reason when it cannot be read."""
+def extract_pdf(source: Path | PdfBytes) -> Extracted:
+    """Read every page of a PDF file, or of bytes already read from one; raise BadDocument with a
+    one-line reason when it cannot be read."""
     import pypdf
     from pypdf.errors import PdfReadError
 
-    name = path.name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadDocument(f"{name}: cannot be read ({exc.strerror})") from None
+    name = source.name
+    if isinstance(source, PdfBytes):
+        data = source.data
+    else:
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise BadDocument(f"{name}: cannot be read ({exc.strerror})") from None
     if not data:
         raise BadDocument(f"{name}: empty file (0 bytes)")
     if b"%PDF-" not in data[:1024]:
         raise BadDocument(f"{name}: not a PDF (no %PDF- header); only PDF files can be ingested")
     try:
-        reader = pypdf.PdfReader(path, strict=False)
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
             try:
                 opened = bool(reader.decrypt(""))  # many PDFs are encrypted with an empty user password
@@ -58,7 +72,7 @@ def extract_pdf(path: Path) -> Extracted:
         labels = _labels(reader, n)
         outline = _outline(reader)
         raw = [_page_text(p) for p in reader.pages]
-        title = _title(reader, path)
+        title = _title(reader, name)
         meta_year = _meta_year(reader)
     except BadDocument:
         raise
@@ -145,7 +159,7 @@ def _outline(reader) -> dict[int, list[tuple[int, str]]]:
     return out
 
 
-def _title(reader, path: Path) -> str:
+def _title(reader, name: str) -> str:
     meta = None
     try:
         meta = reader.metadata
@@ -153,7 +167,7 @@ def _title(reader, path: Path) -> str:
         meta = None
     title = str(getattr(meta, "title", "") or "").strip() if meta else ""
     if len(title) < 4 or title.lower().startswith(("microsoft", "untitled")) or title.lower().endswith(".pdf"):
-        title = path.stem.replace("_", " ").replace("-", " ").strip()
+        title = Path(name).stem.replace("_", " ").replace("-", " ").strip()
     return title
 
 

@@ -138,6 +138,7 @@ def ingest(
     with ingest_lock(settings.home):
         store = Store(settings.home / "gqa.sqlite")
         try:
+            collect_leftovers(settings, store)
             files, report.failed = collect_pdfs(paths)
             todo = _triage(files, store, report)
             report.seconds["hash"] = time.perf_counter() - started
@@ -148,6 +149,28 @@ def ingest(
             store.close()
     report.seconds["total"] = time.perf_counter() - started
     return report
+
+
+def collect_leftovers(settings: Settings, store: Store) -> None:
+    """Remove what killed ingests left: temporary and never-published generation folders (any ingest, first).
+
+    Runs under the ingest lock, so no writer of this home is alive; the published generation and the
+    last `keep_generations` stay, and a temporary folder of a live process is never touched.
+    """
+    keep = store.generations()[-settings.keep_generations:]
+    current = store.get_meta("current_generation")
+    collect_garbage(settings.home, keep + ([current] if current else []))
+
+
+def parser_failure(path: Path, exc: BaseException) -> str:
+    """The one-line summary entry for a file that made the PDF reader fail.
+
+    Example: (deep.pdf, RecursionError('maximum recursion depth exceeded')) -> 'deep.pdf: the PDF reader
+    failed (RecursionError: maximum recursion depth exceeded); ...'
+    """
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+    return (f"{path.name}: the PDF reader failed ({why}); the file is damaged or built in a way it cannot read: "
+            "open it and save or print it to a new PDF, then ingest that")
 
 
 def _triage(files: list[Path], store: Store, report: IngestReport) -> list[tuple[Path, str]]:
@@ -199,8 +222,9 @@ def _prepare_all(
                 report.failed.append({"file": str(path), "error": str(exc)})
                 continue
             except Exception as exc:  # noqa: BLE001 - a crash in one file must not stop the others
-                log.exception("extracting %s failed", path)
-                report.failed.append({"file": str(path), "error": f"{path.name}: extraction failed ({exc})"})
+                # the summary names the file in one line; the traceback is for a developer, at DEBUG only
+                log.debug("extracting %s failed", path, exc_info=True)
+                report.failed.append({"file": str(path), "error": parser_failure(path, exc)})
                 continue
             report.seconds["extract"] = report.seconds.get("extract", 0.0) + secs
             # the main process idle on extraction: near 0 when extraction overlaps the embedding

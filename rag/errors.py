@@ -11,3 +11,7 @@ class ConfigError(GQAError):
 
 class IndexError_(GQAError):
     """The published index is missing, incompatible or unreadable."""
+
+
+class StoreError(GQAError):
+    """The database file is missing, damaged, empty or not this product's; the message names it and the fix."""

@@ -143,7 +143,11 @@ def read_generation(home: Path, gen_id: str, embedder_id: str) -> tuple[Generati
 
 
 def collect_garbage(home: Path, keep: list[str]) -> None:
-    """Remove generation folders not in `keep` and temporary folders of dead writers."""
+    """Remove generation folders not in `keep` and temporary folders of dead writers.
+
+    A killed ingest leaves `.tmp-<gen>-<pid>` (a generation being written), `<gen>` (written, never
+    published) or a half-removed old generation; all but a live process's temporary folder go.
+    """
     root = generations_dir(home)
     if not root.exists():
         return
@@ -160,6 +164,8 @@ def collect_garbage(home: Path, keep: list[str]) -> None:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
+    except PermissionError:  # it exists, run by another user
+        return True
     except OSError:
         return False
     return True

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ class OnnxEncoder:
         # Sleep rather than spin between operators, as OMP_WAIT_POLICY=PASSIVE does for torch: on a busy
         # 2-core host spinning threads took p95 from 20 to 36 ms (bench/RESULTS.md).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        remove_stale(path)
         if not path.exists():
             _export(st_model, self.inputs, path)
         try:
@@ -115,6 +118,47 @@ def _fingerprint(model_dir: Path, ort_version: str, torch_version: str) -> str:
     return f"{model_dir.name}-{h.hexdigest()[:12]}"
 
 
+# An export's file name (see _fingerprint) and a temporary one (see _export: pid after the stem).
+EXPORT_NAME = re.compile(r".+-[0-9a-f]{12}\.onnx")
+TEMP_NAME = re.compile(r"\..+-[0-9a-f]{12}\.(\d+)\..*\.onnx\.tmp|tmp.*\.onnx\.tmp")
+ABANDONED_S = 600  # a temporary file without a pid (older releases) this old is no export in progress
+
+
+def remove_stale(current: Path) -> list[Path]:
+    """Delete, beside `current`, exports made for another model or library version and abandoned temporaries.
+
+    A temporary file is abandoned when the process named in it is dead (a SIGKILL mid-export) or, without
+    a pid, when it is older than ABANDONED_S. Returns what was removed.
+    """
+    removed: list[Path] = []
+    folder = current.parent
+    if not folder.is_dir():
+        return removed
+    for f in folder.iterdir():
+        temp = TEMP_NAME.fullmatch(f.name)
+        if f == current or not (temp or EXPORT_NAME.fullmatch(f.name)):
+            continue
+        if temp and temp.group(1) and _alive(int(temp.group(1))):
+            continue
+        if temp and not temp.group(1) and time.time() - f.stat().st_mtime < ABANDONED_S:
+            continue
+        f.unlink(missing_ok=True)
+        removed.append(f)
+    if removed:
+        log.info("removed %d stale ONNX export file(s) from %s", len(removed), folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # it exists, run by another user
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def _export(st_model: Any, inputs: list[str], path: Path) -> None:
     """Export transformer + mean pooling + normalisation to one ONNX graph, atomically (tmp + rename)."""
     import torch
@@ -137,7 +181,7 @@ def _export(st_model: Any, inputs: list[str], path: Path) -> None:
     example = _features(st_model, [PROBE, PROBE + " " + PROBE])
     axes = {k: {0: "batch", 1: "tokens"} for k in inputs} | {"embedding": {0: "batch"}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.", suffix=".onnx.tmp")
     os.close(fd)
     try:
         with torch.no_grad(), warnings.catch_warnings():

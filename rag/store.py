@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from rag.errors import StoreError
 from rag.types import Chunk, Document, Page
 
 log = logging.getLogger(__name__)
@@ -68,22 +72,45 @@ class Store:
     """A connection to `<home>/gqa.sqlite` (WAL: readers never block the publishing writer)."""
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
+        """Open (a writer creates a missing file); StoreError names a missing, empty or damaged file and the fix."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # check_same_thread=False: Streamlit reruns a script on worker threads; all writes are short
-        # transactions and SQLite serialises them itself.
-        self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before it returns, so a SIGKILL or power loss never loses a publish.
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
         if not readonly:
-            self.conn.executescript(SCHEMA)
-            self.conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            _add_cut_columns(self.conn)
-        self._chunk_columns = _chunk_columns(self.conn)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                _create(path)
+        elif not path.exists():
+            raise StoreError(f"{path} does not exist: nothing is ingested in {path.parent}; "
+                             "run `guideline-qa ingest PATH` first")
+        _check_file(path)
+        try:
+            # mode=rw: opening never creates a file (an empty one would read as "no tables"); a writer
+            # creates it above, complete, under its final name. check_same_thread=False: Streamlit reruns
+            # a script on worker threads; all writes are short transactions and SQLite serialises them.
+            self.conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=30,
+                                        isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} cannot be opened ({exc}); check the file's permissions") from None
+        try:
+            _check_schema(self.conn, path)  # first: nothing is written into a file that is not ours
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before it returns, so a SIGKILL or power loss never loses a publish.
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
+                self.conn.executescript(SCHEMA)
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+                _add_cut_columns(self.conn)
+            self._chunk_columns = _chunk_columns(self.conn)
+        except BaseException as exc:
+            self.conn.close()
+            if isinstance(exc, sqlite3.OperationalError):  # locked, disk I/O, read-only folder: not damage
+                raise StoreError(f"{path} cannot be used ({exc}); check the disk and the file's permissions, "
+                                 "then try again") from None
+            if isinstance(exc, sqlite3.DatabaseError):  # not a database, malformed
+                raise damaged(path, str(exc)) from None
+            raise
 
     def close(self) -> None:
         """Close the connection."""
@@ -270,6 +297,73 @@ class Store:
     def content_hashes(self) -> dict[str, str]:
         """chunk_id -> content hash, for rebuilding an index from the embedding cache."""
         return dict(self.conn.execute("SELECT chunk_id, content_hash FROM chunks").fetchall())
+
+
+def damaged(path: Path, why: str) -> StoreError:
+    """The one-line error for an unusable database file, with both fixes."""
+    return StoreError(f"{path} is damaged: {why}; restore it from a backup (README, Backups) or re-ingest the "
+                      "documents into a new GQA_HOME")
+
+
+def _create(path: Path) -> None:
+    """Make a new, complete database file under a temporary name, then link it into place.
+
+    sqlite3.connect leaves a 0-byte file until the first write, and a 0-byte gqa.sqlite is refused as
+    damaged (it is what an accidental truncation leaves), so no reader may ever see one being created.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.new")
+    tmp.unlink(missing_ok=True)
+    conn = sqlite3.connect(str(tmp), isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        _add_cut_columns(conn)
+    finally:
+        conn.close()
+    try:
+        os.link(tmp, path)  # never replaces a file another process created meanwhile
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_file(path: Path) -> None:
+    """Refuse an empty file, one that is not SQLite, and one shorter than its own header says."""
+    size = path.stat().st_size
+    if size == 0:
+        raise damaged(path, "the file is empty (0 bytes)")
+    with open(path, "rb") as fh:
+        head = fh.read(100)
+    if not head.startswith(b"SQLite format 3\x00"):
+        raise damaged(path, "not an SQLite database")
+    if len(head) < 100:
+        raise damaged(path, f"truncated to {size} bytes")
+    # The header's page count is valid when bytes 24-27 equal 92-95. Only a file without a -wal is
+    # checked: while a connection is open a checkpoint may write page 1 before the pages it counts.
+    pages, page_size = int.from_bytes(head[28:32], "big"), int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    wal = path.with_name(path.name + "-wal")
+    if head[24:28] == head[92:96] and size < pages * page_size and not wal.exists():
+        time.sleep(0.05)  # a writer that opened and closed meanwhile; a truncation stays
+        if path.stat().st_size < pages * page_size and not wal.exists():
+            raise damaged(path, f"truncated: {size} bytes, its header counts {pages * page_size}")
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """The meta table and its schema_version row exist (this product's database) and are not newer."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+        raise damaged(path, "no guideline-qa tables")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or not str(row[0]).isdigit():
+        raise damaged(path, "no schema version")
+    if int(row[0]) > SCHEMA_VERSION:
+        raise StoreError(f"{path} was written by a newer guideline-qa (schema {row[0]}, this one reads up to "
+                         f"{SCHEMA_VERSION}); upgrade guideline-qa")
 
 
 def _add_cut_columns(conn: sqlite3.Connection) -> None:

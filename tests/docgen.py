@@ -71,5 +71,30 @@ def truncated(src: Path, dst: Path, keep: float = 0.5) -> Path:
     return dst
 
 
-__all__ = ["TOPICS", "DocSpec", "Heading", "PageBreak", "Paragraph", "Table", "encrypted", "guide",
+def deep_page_tree(dst: Path, depth: int = 5000, text: str = "Warfarin 5 mg daily for adults.") -> Path:
+    """A one-page PDF whose page sits under `depth` nested /Pages nodes (a parser's recursion breaker)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    page, content, font = depth + 2, depth + 3, depth + 4
+    objs = {1: b"<< /Type /Catalog /Pages 2 0 R >>"}
+    for n in range(2, depth + 2):
+        parent = f" /Parent {n - 1} 0 R" if n > 2 else ""
+        objs[n] = f"<< /Type /Pages /Kids [{n + 1} 0 R] /Count 1{parent} >>".encode()
+    objs[page] = (f"<< /Type /Page /Parent {depth + 1} 0 R /MediaBox [0 0 612 792] /Contents {content} 0 R "
+                  f"/Resources << /Font << /F1 {font} 0 R >> >> >>").encode()
+    objs[content] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream)
+    objs[font] = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+    out, offsets = bytearray(b"%PDF-1.7\n"), []
+    for n in sorted(objs):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (n, objs[n])
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(bytes(out))
+    return dst
+
+
+__all__ = ["TOPICS", "DocSpec", "Heading", "PageBreak", "Paragraph", "Table", "deep_page_tree", "encrypted", "guide",
            "render_pdf", "scanned", "truncated"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,10 +49,6 @@ def make_not_pdf(tmp: Path, first: Path) -> Path:
     return p
 
 
-def make_duplicate(tmp: Path, first: Path) -> Path:
-    return Path(shutil.copy(first, tmp / "copy_of_warfarin.pdf"))
-
-
 def make_empty_folder(tmp: Path, first: Path) -> Path:
     d = tmp / "no-pdfs-here"
     d.mkdir()
@@ -79,7 +74,6 @@ CASES: dict[str, tuple[Callable[[Path, Path], Path], str, bool]] = {
     "scanned": (make_scanned, "no extractable text; OCR is not supported", True),
     "empty": (make_empty, "empty file (0 bytes)", True),
     "not_pdf": (make_not_pdf, "not a PDF", True),
-    "duplicate": (make_duplicate, "duplicate of already ingested acme_warfarin_2024.pdf", False),
     "empty_folder": (make_empty_folder, "folder contains no PDF files", False),
     "missing": (make_missing, "path does not exist", False),
     "wrong_extension": (make_wrong_extension, "not a PDF file name (.docx)", False),
@@ -149,15 +143,6 @@ def test_all_bad_batch_keeps_the_published_index(tmp_path: Path, settings, hash_
     assert snap.gen_id == first_gen
     assert answers(settings, hash_embedder) == before
     assert doc_names(settings) == {first.name}
-
-
-def test_duplicate_within_one_batch(tmp_path: Path, settings, hash_embedder) -> None:
-    a = guide(tmp_path / "a" / "acme_gout_2024.pdf", "gout")
-    b = Path(shutil.copy(a, tmp_path / "gout_copy.pdf"))
-    report = ingest([a, b], settings, hash_embedder)
-    assert [Path(e["file"]).name for e in report.added] == [a.name]
-    assert report.failed == [{"file": str(b), "error": f"duplicate of {a.name} in this batch (identical bytes); "
-                                                       "skipped"}]
 
 
 def test_failed_file_can_be_ingested_once_fixed(tmp_path: Path, settings, hash_embedder) -> None:

@@ -65,9 +65,12 @@ def write(index, path):
 faiss.write_index = write
 
 publish = Store.publish
+published = []
 def publishing(self, *a, **k):
     self._publishing = True
-    return publish(self, *a, **k)
+    out = publish(self, *a, **k)
+    published.append(True)
+    return out
 Store.publish = publishing
 
 transaction = Store.transaction
@@ -81,7 +84,8 @@ Store.transaction = tx
 
 collect_garbage = pipeline.collect_garbage
 def gc(*a, **k):
-    pause("gc")  # committed: the new generation is published, old folders not yet collected
+    if published:  # not the collection every ingest starts with
+        pause("gc")  # committed: the new generation is published, old folders not yet collected
     return collect_garbage(*a, **k)
 pipeline.collect_garbage = gc
 
@@ -126,7 +130,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict:
     shutil.copytree(home, reference)
     report = ingest(second, Settings.from_env(home=reference), HashEmbedder())
     assert not report.failed and report.generation
-    return {"home": home, "second": second, "before": answers(home), "after": answers(reference),
+    return {"home": home, "first": first, "second": second, "before": answers(home), "after": answers(reference),
             "statuses": statuses(reference)}
 
 
@@ -216,6 +220,27 @@ def test_kill_after_varied_delays(scenario: dict, tmp_path: Path) -> None:
         finally:
             reap(child)
     assert len(outcomes) == 7
+
+
+@pytest.mark.parametrize("stage", ["write_index", "commit"])
+def test_an_ingest_with_nothing_new_collects_what_a_killed_one_left(stage: str, scenario: dict, tmp_path: Path
+                                                                    ) -> None:
+    """Killed while writing (a .tmp- folder) or before its commit (a generation never published)."""
+    home = fresh_home(scenario, tmp_path)
+    before = sorted(p.name for p in generations_dir(home).iterdir())
+    marker = tmp_path / "marker"
+    child = start_child(home, stage, marker, scenario["second"])
+    try:
+        wait_for(marker, child)
+        kill(child)
+    finally:
+        reap(child)
+    left = sorted(p.name for p in generations_dir(home).iterdir())
+    assert len(left) == len(before) + 1 and (stage == "write_index") == any(n.startswith(".tmp-") for n in left)
+    report = ingest(scenario["first"], Settings.from_env(home=home), HashEmbedder())
+    assert report.generation is None and len(report.unchanged) == len(scenario["first"])
+    assert sorted(p.name for p in generations_dir(home).iterdir()) == before
+    assert answers(home) == scenario["before"]
 
 
 def test_lock_is_released_when_the_ingest_dies(scenario: dict, tmp_path: Path) -> None:

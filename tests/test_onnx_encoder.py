@@ -71,6 +71,34 @@ def test_export_is_cached_and_a_damaged_file_is_made_again(real_embedder, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.path.name]  # no temporary files left
 
 
+def test_exports_for_another_model_or_version_and_abandoned_temporaries_are_removed(real_embedder,
+                                                                                    tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    current = tmp_path / real_embedder.onnx.path.name
+    shutil.copy(real_embedder.onnx.path, current)  # this model's export, as made before: no new export
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stem = current.stem
+    stale = [tmp_path / f"{stem[:-12]}0123456789ab.onnx",  # the same model under older library versions
+             tmp_path / "other-model-abcdefabcdef.onnx",  # another model id
+             tmp_path / f".{stem}.{dead.pid}.k1l2.onnx.tmp",  # an export killed midway
+             tmp_path / "tmpab12cd34.onnx.tmp"]  # the same from an older release (no pid), an hour old
+    kept = [tmp_path / f".{stem}.{os.getpid()}.m3n4.onnx.tmp",  # an export in progress
+            tmp_path / "tmpfresh.onnx.tmp", tmp_path / "notes.txt"]
+    for f in stale + kept:
+        f.write_bytes(b"x")
+    hour_ago = time.time() - 3600
+    os.utime(stale[-1], (hour_ago, hour_ago))
+    enc = onnx_encoder.OnnxEncoder(real_embedder.model, Path(default_model_path()), tmp_path, threads=1)
+    assert enc.path == current
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([current.name] + [f.name for f in kept])
+
+
 def test_a_mismatching_export_falls_back_to_torch_or_fails_when_required(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(onnx_encoder, "MAX_DIFF", -1.0)  # any export now "differs"

@@ -387,6 +387,88 @@ def test_ingest_refused_while_another_runs(settings, hash_embedder, monkeypatch:
     assert not at.metric
 
 
+# --- one-line errors ------------------------------------------------------------------------------------
+def every_text(at: AppTest) -> str:
+    """Everything a run shows: markdown, alerts, captions and exceptions."""
+    parts = [e.value for kind in ("markdown", "error", "warning", "info", "success", "caption")
+             for e in getattr(at, kind)]
+    return "\n".join(parts + [e.message for e in at.exception])
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated"])
+def test_a_damaged_database_is_one_line_on_both_pages(how: str, hash_qa: QA, monkeypatch: pytest.MonkeyPatch
+                                                      ) -> None:
+    db = hash_qa.settings.home / "gqa.sqlite"
+    data = db.read_bytes()
+    db.write_bytes(b"" if how == "empty" else data[: len(data) // 2])
+    fix = "restore it from a backup (README, Backups) or re-ingest the documents into a new GQA_HOME"
+    fresh = QA(hash_qa.settings, embedder=hash_qa.engine.embedder)  # as a server started after the damage
+    at = start(fresh)
+    assert not at.exception
+    [shown] = at.error
+    assert f"{db} is damaged" in shown.value and fix in shown.value and "Traceback" not in every_text(at)
+    monkeypatch.setenv("GQA_ADMIN_TOKEN", "tok")
+    at = knowledge(fresh, "tok")
+    assert not at.exception
+    [shown] = at.error
+    assert shown.value.startswith(f"{db} is damaged") and fix in shown.value
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_stays_in_the_server_log(
+        hash_qa: QA, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from ui.services import UNEXPECTED
+
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together, in /srv/gqa/rag/lexical.py")
+
+    monkeypatch.setattr(hash_qa, "answer", broken)
+    at = ask(start(hash_qa), ANSWERABLE)
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"No answer could be given: {UNEXPECTED}"]
+    assert "/srv/gqa" not in every_text(at) and "broadcast" not in every_text(at)
+    [logged] = [r for r in caplog.records if r.exc_info and "broadcast" in str(r.exc_info[1])]
+    assert logged.levelname == "ERROR"
+
+
+def test_an_unexpected_error_anywhere_on_a_page_is_one_line(hash_qa: QA, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui import services
+
+    def broken(snap, limit=3):
+        raise KeyError("/srv/gqa/data/demo_eval.jsonl")
+
+    monkeypatch.setattr(services, "example_questions", broken)
+    at = start(hash_qa)
+    assert not at.exception
+    assert [e.value for e in at.error] == [services.UNEXPECTED]
+    assert "/srv/gqa" not in every_text(at)
+
+
+def test_upload_names_that_cannot_be_kept_are_refused_and_the_rest_ingested(
+        settings, hash_embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from docgen import guide
+
+    monkeypatch.setenv("GQA_ADMIN_TOKEN", "tok")
+    qa = QA(settings, embedder=hash_embedder)
+    at = knowledge(qa, "tok")
+    other = guide(tmp_path / "gout.pdf", "gout").read_bytes()
+    at.file_uploader(key="uploads").set_value([
+        # a NUL byte never gets this far: Streamlit's uploader refuses it (ui.page_knowledge.upload_name too)
+        ("bad\nname.pdf", (DATA / "demo_guideline.pdf").read_bytes(), "application/pdf"),
+        ("..pdf", other, "application/pdf"),
+        ("demo_formulary.pdf", (DATA / "demo_formulary.pdf").read_bytes(), "application/pdf"),
+    ])
+    at = button(at.run(), "Ingest uploaded files").click().run()
+    assert not at.exception
+    refused = [e.value for e in at.error]
+    assert refused == [
+        "Not ingested: upload name 'bad\\nname.pdf' contains a control character; rename the file and upload it "
+        "again",
+        "Not ingested: upload name '..pdf' leaves no usable name (a name, then .pdf) once folders and leading dots "
+        "are removed; rename the file (e.g. NG138_2025.pdf) and upload it again"]
+    assert {m.label: m.value for m in at.metric}["Added"] == "1"
+    assert [p.name for p in (settings.home / "uploads").rglob("*") if p.is_file()] == ["demo_formulary.pdf"]
+
+
 # --- real model (slow) -----------------------------------------------------------------------------------
 def first_answered(qa: QA) -> tuple[str, object]:
     """The first answerable demo question this QA answers (the UI test must not depend on answer quality)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import services
+
 # An emoji favicon is drawn inline; a :material/...: one (also the default, taken from the first page's
 # icon) is fetched from fonts.gstatic.com, which a hospital network may block.
 st.set_page_config(page_title="Guideline Q&A", page_icon="🩺", layout="centered")
@@ -28,4 +30,7 @@ page = st.navigation([
     st.Page("page_ask.py", title="Ask", icon=":material/quick_reference_all:", default=True),
     st.Page("page_knowledge.py", title="Knowledge team", icon=":material/library_books:", url_path="knowledge"),
 ])
-page.run()
+try:
+    page.run()
+except Exception as exc:  # noqa: BLE001 - the page shows one line, the server log keeps the traceback
+    st.error(services.error_line(exc), icon=":material/error:")

@@ -113,8 +113,8 @@ def _ask(qa: QA, question: str, filters: Filters) -> None:
     except ConfigError as exc:
         st.warning(str(exc).capitalize())
         return
-    except GQAError as exc:
-        st.error(f"No answer could be given: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one line on the page, the traceback in the server log
+        st.error(f"No answer could be given: {services.error_line(exc)}")
         return
     words = views.filters_words(filters.families, filters.doc_types, filters.include_superseded)
     st.session_state["result"] = {"answer": answer, "filters": filters, "filters_text": words,

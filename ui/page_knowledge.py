@@ -12,7 +12,7 @@ import streamlit as st
 from ingest.pipeline import IngestReport, collect_pdfs, ingest
 from ingest.versions import version_note, withdrawal_fields
 from rag.config import Settings
-from rag.errors import GQAError
+from rag.errors import ConfigError
 from rag.snapshot import database_path
 from rag.types import sha256_hex
 from ui import feedback, services, views
@@ -109,7 +109,14 @@ def _upload(settings: Settings, embedder) -> None:
     files = st.file_uploader("Upload PDFs", type=["pdf"], accept_multiple_files=True, key="uploads")
     family, version = _overrides("upload")
     if st.button("Ingest uploaded files", type="primary", disabled=not files, key="ingest-uploads"):
-        paths = [save_upload(settings.home, f.name, f.getvalue()) for f in files or []]
+        paths = []
+        for f in files or []:
+            try:
+                paths.append(save_upload(settings.home, f.name, f.getvalue()))
+            except ConfigError as exc:
+                st.error(f"Not ingested: {exc}", icon=":material/block:")
+        if not paths:
+            return
         report = run_ingest(paths, settings, embedder, family, version)
         for e in report.failed if report else []:  # keep no copies of files that were not ingested
             Path(e["file"]).unlink(missing_ok=True)
@@ -127,12 +134,30 @@ def _folder(settings: Settings, embedder) -> None:
         st.warning("Type a folder or file path first.")
 
 
+def upload_name(name: str) -> str:
+    """The name an upload is kept under: its last path part without leading dots; ConfigError when unusable.
+
+    Example: '../x/NG138 2025.pdf' -> 'NG138 2025.pdf'; '..pdf' -> ConfigError (nothing before .pdf)
+    """
+    if "\x00" in name:
+        raise ConfigError(f"upload name {name!r} contains a NUL byte; rename the file and upload it again")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ConfigError(f"upload name {name!r} contains a control character; rename the file and upload it again")
+    clean = Path(name.replace("\\", "/")).name.lstrip(".")
+    if not clean.lower().endswith(".pdf") or not clean[:-4].strip(" ."):
+        raise ConfigError(f"upload name {name!r} leaves no usable name (a name, then .pdf) once folders and leading "
+                          "dots are removed; rename the file (e.g. NG138_2025.pdf) and upload it again")
+    if len(clean.encode("utf-8")) > 255:
+        raise ConfigError(f"upload name {clean[:40]!r}... is longer than 255 bytes; rename the file shorter")
+    return clean
+
+
 def save_upload(home: Path, name: str, data: bytes) -> Path:
     """Keep an uploaded PDF under <home>/uploads/<hash>/<name> (its name carries family and version).
 
     Example: (home, '../x/NG138 2025.pdf', b'...') -> home/uploads/<12 hex>/NG138 2025.pdf
     """
-    clean = Path(name.replace("\\", "/")).name.lstrip(".") or "upload.pdf"
+    clean = upload_name(name)
     folder = home / "uploads" / sha256_hex(data, 12)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / clean
@@ -159,9 +184,9 @@ def run_ingest(paths: list[Path], settings: Settings, embedder, family: str | No
             # extract_workers=0: no process pool; forking a threaded web server is unsafe.
             report = ingest(list(paths), settings, embedder, family=family, version=version,
                             on_progress=on_progress, extract_workers=0)
-        except GQAError as exc:  # e.g. another ingest is running: nothing was published
+        except Exception as exc:  # noqa: BLE001 - e.g. another ingest is running: nothing was published
             status.update(label="Ingest failed", state="error")
-            st.error(f"Ingest failed: {exc}. Clinicians keep the current index.")
+            st.error(f"Ingest failed: {services.error_line(exc).rstrip('.')}. Clinicians keep the current index.")
             return None
         bar.progress(1.0, text=f"{report.pages} pages · {report.chunks} chunks ({report.embedded} embedded)")
         status.update(label=summary_line(report), state="error" if report.failed else "complete",
@@ -190,10 +215,19 @@ def report_rows(report: IngestReport) -> list[dict]:
     for e in report.unchanged:
         moved = f"; moved from family {e['moved_from']}: {version_note(e)}" if e.get("moved_from") else ""
         rows.append({"Result": "unchanged", "File": Path(e["file"]).name,
-                     "Detail": f"version {e['version']} (identical bytes){moved}"})
+                     "Detail": f"version {e['version']} ({_same_bytes(e)}){moved}"})
     for e in report.failed:
         rows.append({"Result": "FAILED", "File": Path(e["file"]).name, "Detail": e["error"]})
     return rows
+
+
+def _same_bytes(entry: dict) -> str:
+    """How an unchanged file matches what is held (the command line's words).
+
+    Example: {'duplicate_of': 'a.pdf'} -> 'a copy of a.pdf: identical bytes, not stored again'
+    """
+    dup = entry.get("duplicate_of")
+    return f"a copy of {dup}: identical bytes, not stored again" if dup else "identical bytes"
 
 
 def _report(report: IngestReport) -> None:

@@ -10,14 +10,16 @@ import io
 import json
 import logging
 import os
+import sqlite3
 from pathlib import Path
 
 import streamlit as st
 
 from rag.config import Settings
+from rag.errors import GQAError
 from rag.qa import QA
 from rag.snapshot import Snapshot, database_path
-from rag.store import Store
+from rag.store import Store, damaged
 from rag.types import sha256_hex
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,23 @@ def _load_qa(env: tuple[tuple[str, str], ...]) -> QA:
     """One QA per distinct configuration: models load once; QA itself follows newly published indexes."""
     log.info("loading QA for %s", dict(env).get("GQA_HOME", "the default home"))
     return QA(Settings.from_env())
+
+
+UNEXPECTED = ("Something went wrong on the server: the details are in its log. Try again; if it happens again, "
+              "tell the knowledge team.")
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a page shows for an exception; anything but a GQAError is a bug, logged with its traceback.
+
+    Example: StoreError('/srv/gqa/gqa.sqlite is damaged: ...') -> '/srv/gqa/gqa.sqlite is damaged: ...'
+    """
+    if isinstance(exc, GQAError):
+        return str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return str(damaged(database_path(Settings.from_env().home), str(exc)))  # past what opening checks
+    log.error("unexpected error on a page", exc_info=exc)
+    return UNEXPECTED
 
 
 def read_store(home: Path) -> Store | None:
@@ -71,6 +90,8 @@ def source_path(home: Path, doc_id: str) -> Path | None:
     finally:
         store.close()
     path = Path(row[0]) if row and row[0] else None
+    if path is not None and not path.is_file() and path.parent.parent.name == "uploads":
+        path = home / "uploads" / path.parent.name / path.name  # a home restored from a backup elsewhere
     return path if path is not None and path.is_file() else None
 
 
