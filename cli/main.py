@@ -227,12 +227,15 @@ def filters_from(args: argparse.Namespace):
 
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from rag.qa import check_question
+
     if args.k is not None and args.k < 1:
         raise ConfigError(f"-k {args.k}: must be at least 1")
+    question = check_question(args.question)  # the same rules as `ask`: not empty, under 2000 characters
     engine = engine_for(args)
-    hits = engine.retrieve(args.question, k=args.k, filters=filters_from(args))
+    hits = engine.retrieve(question, k=args.k, filters=filters_from(args))
     if args.json:
-        print(json.dumps({"question": args.question, "hits": [h.to_json() for h in hits]}, indent=1))
+        print(json.dumps({"question": question, "hits": [h.to_json() for h in hits]}, indent=1))
         return 0
     for h in hits:
         print(f"[{h.rank}] {h.score:.3f}  {h.doc.title} ({h.doc.version}, {h.doc.status}) p.{h.chunk.page}"

@@ -11,7 +11,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.chunk import CHUNKER_VERSION, chunk_pages
-from ingest.extract import BadDocument, Extracted, extract_pdf
+from ingest.extract import BadDocument, Extracted, PdfBytes, extract_pdf
 from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version
 from ingest.versions import regroup, report_moves, resolve_versions
 from rag.config import Settings
@@ -140,11 +141,11 @@ def ingest(
         try:
             collect_leftovers(settings, store)
             files, report.failed = collect_pdfs(paths)
-            todo = _triage(files, store, report)
-            report.seconds["hash"] = time.perf_counter() - started
+            todo = _Triage(files, store, report)  # each file read and hashed as extraction asks for it
             prepared = _prepare_all(todo, settings, embedder, store, family, version, report, tick,
                                     extract_workers)
             _publish(prepared, settings, embedder, store, report, family)
+            todo.settle(prepared)
         finally:
             store.close()
     report.seconds["total"] = time.perf_counter() - started
@@ -173,62 +174,86 @@ def parser_failure(path: Path, exc: BaseException) -> str:
             "open it and save or print it to a new PDF, then ingest that")
 
 
-def _triage(files: list[Path], store: Store, report: IngestReport) -> list[tuple[Path, str]]:
-    """Hash every file; identical bytes are a no-op (same name) or a duplicate (another name)."""
-    todo: list[tuple[Path, str]] = []
-    seen: dict[str, Path] = {}
-    for f in files:
+# A new file: its path, the sha256 of its bytes, and those bytes (which are what is parsed).
+_New = tuple[Path, str, PdfBytes]
+
+
+class _Triage:
+    """Reads each file once and sorts it by the hash of its bytes: the same name held already is
+    `unchanged`; a copy under another name (held already, or earlier in this batch) is `unchanged` with
+    `duplicate_of`. Iterating yields the new files with the bytes that were hashed, one at a time as
+    extraction asks for them, so a batch's bytes are never all in memory at once.
+    """
+
+    def __init__(self, files: list[Path], store: Store, report: IngestReport) -> None:
+        self.files, self.store, self.report = files, store, report
+        self.new: dict[str, Path] = {}  # sha -> the batch's first file with these bytes
+        self.copies: dict[str, list[Path]] = {}  # sha -> the batch's later files with them
+
+    def __iter__(self) -> Iterator[_New]:
+        # filter and map keep no reference to the last file's bytes (a generator's frame would)
+        return filter(None, map(self._sort, self.files))
+
+    def _sort(self, f: Path) -> _New | None:
+        t = time.perf_counter()
         try:
-            sha = sha256_hex(f.read_bytes())
+            data = f.read_bytes()
         except OSError as exc:
-            report.failed.append({"file": str(f), "error": f"cannot be read ({exc.strerror})"})
-            continue
-        known = store.document_by_sha(sha)
-        if sha in seen:
-            report.failed.append({"file": str(f), "error": f"duplicate of {seen[sha].name} in this batch "
-                                                           "(identical bytes); skipped"})
-        elif known and known.file_name == f.name:
-            report.unchanged.append({"file": str(f), "family": known.family, "version": known.version,
-                                     "chunker": store.chunker_version(known.doc_id), "doc_id": known.doc_id})
-        elif known:
-            report.failed.append({"file": str(f), "error": f"duplicate of already ingested {known.file_name} "
-                                                           "(identical bytes); skipped"})
-        else:
-            todo.append((f, sha))
-        seen[sha] = f
-    return todo
+            self.report.failed.append({"file": str(f), "error": f"cannot be read ({exc.strerror})"})
+            return None
+        sha = sha256_hex(data)
+        self.report.seconds["hash"] = self.report.seconds.get("hash", 0.0) + time.perf_counter() - t
+        if sha in self.new:  # reported by `settle`, once the first copy is published or has failed
+            self.copies.setdefault(sha, []).append(f)
+            return None
+        known = self.store.document_by_sha(sha)
+        if known is None:
+            self.new[sha] = f
+            return f, sha, PdfBytes(f.name, data)
+        entry = {"file": str(f), "family": known.family, "version": known.version,
+                 "chunker": self.store.chunker_version(known.doc_id), "doc_id": known.doc_id}
+        self.report.unchanged.append(entry if known.file_name == f.name else {**entry, "duplicate_of": known.file_name})
+        return None
+
+    def settle(self, prepared: list[_Prepared]) -> None:
+        """Report this batch's copies of new files: `unchanged` beside the ingested first copy, or
+        failed with it when it could not be ingested."""
+        held = {p.doc.sha256: p.doc for p in prepared}
+        for sha, copies in self.copies.items():
+            first, doc = self.new[sha], held.get(sha)
+            for f in copies:
+                if doc is None:
+                    self.report.failed.append({"file": str(f), "error": f"{f.name}: identical bytes to {first.name}, "
+                                                                        "which could not be ingested (see its entry)"})
+                else:
+                    self.report.unchanged.append({"file": str(f), "family": doc.family, "version": doc.version,
+                                                  "chunker": CHUNKER_VERSION, "doc_id": doc.doc_id,
+                                                  "duplicate_of": first.name})
 
 
 def _prepare_all(
-    todo: list[tuple[Path, str]], settings: Settings, embedder: Embedder, store: Store, family: str | None,
+    todo: Iterable[_New], settings: Settings, embedder: Embedder, store: Store, family: str | None,
     version: str | None, report: IngestReport, tick: Progress, workers: int,
 ) -> list[_Prepared]:
-    """Extract in a worker process while the main process chunks and embeds the previous file."""
+    """Extract in worker processes while the main process chunks and embeds the file before."""
     prepared: list[_Prepared] = []
-    if not todo:
-        return prepared
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 0 and len(todo) > 1 else None
-    futures: list[Future | None] = [None] * len(todo)
-    threads = _TorchThreads(workers if pool else 0, futures)
+    jobs = _Extractions(todo, workers)
+    threads = _TorchThreads(workers if jobs.pool else 0, jobs.finished)
     try:
-        if pool:
-            futures[:] = [pool.submit(_timed_extract, f) for f, _ in todo]
         pages_done = chunks_done = 0
-        for (path, sha), fut in zip(todo, futures, strict=True):
-            waited = time.perf_counter()
-            try:
-                ext, secs = fut.result() if fut else _timed_extract(path)
-            except BadDocument as exc:
-                report.failed.append({"file": str(path), "error": str(exc)})
+        for path, sha, outcome, waited in jobs:
+            if isinstance(outcome, BadDocument):
+                report.failed.append({"file": str(path), "error": str(outcome)})
                 continue
-            except Exception as exc:  # noqa: BLE001 - a crash in one file must not stop the others
+            if isinstance(outcome, Exception):  # a crash in one file must not stop the others
                 # the summary names the file in one line; the traceback is for a developer, at DEBUG only
-                log.debug("extracting %s failed", path, exc_info=True)
-                report.failed.append({"file": str(path), "error": parser_failure(path, exc)})
+                log.debug("extracting %s failed", path, exc_info=outcome)
+                report.failed.append({"file": str(path), "error": parser_failure(path, outcome)})
                 continue
+            ext, secs = outcome
             report.seconds["extract"] = report.seconds.get("extract", 0.0) + secs
             # the main process idle on extraction: near 0 when extraction overlaps the embedding
-            report.seconds["wait"] = report.seconds.get("wait", 0.0) + time.perf_counter() - waited
+            report.seconds["wait"] = report.seconds.get("wait", 0.0) + waited
             pages_done += len(ext.pages)
             tick("pages", pages_done, 0)
             item = _prepare_one(path, sha, ext, settings, embedder, family, version, report)
@@ -240,9 +265,61 @@ def _prepare_all(
             tick("chunks", chunks_done, 0)
     finally:
         threads.restore()
-        if pool:
-            pool.shutdown(cancel_futures=True)
+        jobs.close()
     return prepared
+
+
+class _Extractions:
+    """The new files' extractions in order, `workers` processes running ahead of the file handed out.
+
+    A file's bytes go to a worker as it is read and are dropped when its extraction returns: at most
+    workers + 1 files' bytes are held at once, whatever the batch (a 3,000-page PDF alone: one). One
+    new file is extracted in this process: starting a worker for it would only cost time.
+    """
+
+    def __init__(self, todo: Iterable[_New], workers: int) -> None:
+        self.left = iter(todo)
+        first = next(self.left, None)
+        second = next(self.left, None) if first is not None and workers > 0 else None
+        self.ahead = [x for x in (first, second) if x is not None]  # read to decide on the pool
+        self.pool = ProcessPoolExecutor(max_workers=workers) if second is not None else None
+        self.size = workers + 1 if self.pool else 1
+        self.queue: deque[tuple[Path, str, Future | PdfBytes]] = deque()
+        self.exhausted = False
+
+    def _fill(self) -> None:
+        while len(self.queue) < self.size and not self.exhausted:
+            item = self.ahead.pop(0) if self.ahead else next(self.left, None)
+            if item is None:
+                self.exhausted = True
+                return
+            path, sha, src = item
+            self.queue.append((path, sha, self.pool.submit(_timed_extract, src) if self.pool else src))
+
+    def __iter__(self) -> Iterator[tuple[Path, str, tuple[Extracted, float] | Exception, float]]:
+        """(path, sha, (extracted, seconds) or the exception it raised, seconds waited), in order."""
+        while True:
+            self._fill()
+            if not self.queue:
+                return
+            path, sha, job = self.queue.popleft()
+            waited = time.perf_counter()
+            try:
+                outcome: tuple[Extracted, float] | Exception = (
+                    job.result() if isinstance(job, Future) else _timed_extract(job))
+            except Exception as exc:  # noqa: BLE001 - reported for this file by the caller
+                outcome = exc
+            del job  # the file's bytes, no longer needed while its pages are chunked and embedded
+            yield path, sha, outcome, time.perf_counter() - waited
+
+    def finished(self) -> bool:
+        """True once every file is extracted (nothing left to read, nothing running)."""
+        return self.exhausted and all(isinstance(j, PdfBytes) or j.done() for _, _, j in self.queue)
+
+    def close(self) -> None:
+        """Stop the workers (pending extractions are cancelled)."""
+        if self.pool:
+            self.pool.shutdown(cancel_futures=True)
 
 
 class _TorchThreads:
@@ -252,13 +329,13 @@ class _TorchThreads:
     threads wait on each other at every operator while the worker holds a core (1 thread embedded
     1.2-1.9x more texts per CPU-second on the busy host, see bench/RESULTS.md). Torch is only touched
     when an embedder already loaded it. The setting is process-wide and applies to the calling thread
-    (OpenMP), so the main loop polls between encode calls and restores it once every extraction
-    future is done.
+    (OpenMP), so the main loop polls between encode calls and restores it once every file is
+    extracted.
     """
 
-    def __init__(self, workers: int, futures: list[Future | None]) -> None:
+    def __init__(self, workers: int, finished: Callable[[], bool]) -> None:
         self.torch = sys.modules.get("torch") if workers > 0 else None
-        self.futures = futures
+        self.finished = finished
         self.before = 0
         if self.torch is not None:
             self.before = self.torch.get_num_threads()
@@ -266,7 +343,7 @@ class _TorchThreads:
 
     def poll(self) -> None:
         """Restore the thread count once extraction is over: embedding the backlog gets every core."""
-        if self.torch is not None and all(f is None or f.done() for f in self.futures):
+        if self.torch is not None and self.finished():
             self.restore()
 
     def restore(self) -> None:
@@ -276,9 +353,9 @@ class _TorchThreads:
             self.torch = None
 
 
-def _timed_extract(path: Path) -> tuple[Extracted, float]:
+def _timed_extract(src: PdfBytes) -> tuple[Extracted, float]:
     t = time.perf_counter()
-    ext = extract_pdf(path)
+    ext = extract_pdf(src)
     return ext, time.perf_counter() - t
 
 
