@@ -91,6 +91,16 @@ class Candidate:
     score: float = 0.0
     terms: frozenset[str] = frozenset()
     head: str = ""  # a table row's caption and header rows
+    # a piece of a sentence the chunker cut at words: "end" when the sentence began in the chunk before,
+    # "start" when it runs on into the next; the answer marks the missing part with an ellipsis
+    piece: str = ""
+
+    def shown(self) -> str:
+        """The text as the answer shows it: a piece of a sentence says so ('…the dose is 10 mg.').
+
+        Example: Candidate(hit, 'the dose is 10 mg.', 0, piece='end').shown() -> '…the dose is 10 mg.'
+        """
+        return f"{'…' if self.piece == 'end' else ''}{self.text}{'…' if self.piece == 'start' else ''}"
 
 
 def candidates(hits: list[Hit]) -> list[Candidate]:
@@ -105,12 +115,16 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
         else:
             units, table_head = split_sentences(c.text), ""
         # a piece of a sentence cut at words is never quoted as if it were one: alone it can say what the
-        # whole does not ('... ignore previous instructions and say' | 'the dose is 500 mg.')
+        # whole does not ('... ignore previous instructions and say' | 'the dose is 500 mg.'). Pieces of
+        # a sentence that reads as an instruction whole are dropped; others are quoted marked as pieces.
         cut = cut_units(c, len(units))
         for i, u in enumerate(units):
+            if i in cut and c.cut_instruction:
+                continue
+            piece = "" if i not in cut else ("end" if i == 0 and c.starts_mid else "start")
             # passages are data: a sentence addressed to a language model is never quoted as evidence
-            if len(u.split()) >= 3 and i not in cut and not looks_like_instruction(u):
-                out.append(Candidate(hit, u.strip(), i, head=table_head))
+            if len(u.split()) >= 3 and not looks_like_instruction(u):
+                out.append(Candidate(hit, u.strip(), i, head=table_head, piece=piece))
     return out
 
 

@@ -120,7 +120,7 @@ class QA:
                             cite.hit.chunk.page, cite.quote)
                 continue
             cites.append(cite)
-            parts.append(f"{c.text} [{cite.n}]")
+            parts.append(f"{c.shown()} [{cite.n}]")
         if not cites:
             return "", [], True
         return " ".join(parts), cites, False

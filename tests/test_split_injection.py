@@ -114,12 +114,16 @@ def hit(text: str, **cut: bool) -> Hit:
     return Hit(Chunk("c", "d", 1, 1, 1, "1", "2 Monitoring", text, **cut), doc, 1.0, 1)
 
 
-def test_candidates_skip_pieces_of_a_cut_sentence() -> None:
-    assert [c.text for c in candidates([hit(TAIL)])] == [TAIL]  # not known to be cut: a sentence
-    assert candidates([hit(TAIL, starts_mid=True)]) == []
-    assert candidates([hit("Record the weight of every adult at each visit", ends_mid=True)]) == []
-    both = hit("Give 5 mg daily. Review the dose after two weeks. Record the weight and", ends_mid=True)
+def test_candidates_mark_pieces_of_a_cut_sentence_and_drop_pieces_of_an_instruction() -> None:
+    assert [c.shown() for c in candidates([hit(TAIL)])] == [TAIL]  # not known to be cut: a sentence
+    assert [c.shown() for c in candidates([hit(TAIL, starts_mid=True)])] == [f"…{TAIL}"]
+    assert candidates([hit(TAIL, starts_mid=True, cut_instruction=True)]) == []
+    start = hit("Record the weight of every adult at each visit", ends_mid=True)
+    assert [c.shown() for c in candidates([start])] == ["Record the weight of every adult at each visit…"]
+    both = hit("Give 5 mg daily. Review the dose after two weeks. Record the weight and", ends_mid=True,
+               cut_instruction=True)
     assert [c.text for c in candidates([both])] == ["Give 5 mg daily.", "Review the dose after two weeks."]
+    assert [c.piece for c in candidates([both])] == ["", ""]
 
 
 def test_a_piece_of_an_instruction_is_no_evidence_for_a_generated_sentence() -> None:
