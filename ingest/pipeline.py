@@ -282,7 +282,8 @@ class _Extractions:
         first = next(self.left, None)
         second = next(self.left, None) if first is not None and workers > 0 else None
         self.ahead = [x for x in (first, second) if x is not None]  # read to decide on the pool
-        self.pool = ProcessPoolExecutor(max_workers=workers) if second is not None else None
+        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=exit_with_parent,
+                                        initargs=(os.getpid(),)) if second is not None else None
         self.size = workers + 1 if self.pool else 1
         self.queue: deque[tuple[Path, str, Future | PdfBytes]] = deque()
         self.exhausted = False
@@ -351,6 +352,20 @@ class _TorchThreads:
         if self.torch is not None:
             self.torch.set_num_threads(self.before)
             self.torch = None
+
+
+def exit_with_parent(parent: int, every_s: float = 0.5) -> None:
+    """In an extraction worker: exit once the ingest that started it is gone.
+
+    A worker of a SIGKILLed ingest is adopted by init and would wait on its task queue for ever,
+    holding its memory; a daemon thread notices the new parent and ends the process.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _timed_extract(src: PdfBytes) -> tuple[Extracted, float]:

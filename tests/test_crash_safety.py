@@ -243,6 +243,46 @@ def test_an_ingest_with_nothing_new_collects_what_a_killed_one_left(stage: str, 
     assert answers(home) == scenario["before"]
 
 
+def workers_of(pid: int) -> list[int]:
+    """Running child processes of `pid` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_extraction_workers_of_a_killed_ingest_exit(scenario: dict, tmp_path: Path) -> None:
+    """A SIGKILL reaches the ingest only; its extraction workers notice and end instead of waiting for ever."""
+    home = fresh_home(scenario, tmp_path)
+    marker = tmp_path / "marker"
+    child = start_child(home, "chunk", marker, scenario["second"])
+    try:
+        wait_for(marker, child)
+        workers = workers_of(child.pid)
+        assert workers, "three new files are extracted in a worker process"
+        kill(child)
+        deadline = time.monotonic() + 10
+        while any(running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(running(w) for w in workers), "an extraction worker outlived its ingest"
+    finally:
+        reap(child)
+
+
 def test_lock_is_released_when_the_ingest_dies(scenario: dict, tmp_path: Path) -> None:
     """While the writer lives a second ingest is refused; once it is killed the next one runs."""
     from rag.errors import GQAError
