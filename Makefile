@@ -11,9 +11,9 @@ export HF_HUB_OFFLINE := 1
 export RAGAS_DO_NOT_TRACK := true
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup setup-dev browser run ingest-demo test test-fast test-slow bench lint clean
+.PHONY: setup setup-dev browser ocr run ingest-demo test test-fast test-slow bench lint clean
 
-setup: $(VENV)/.setup-$(FAISS)
+setup: $(VENV)/.setup-$(FAISS) ocr
 
 $(VENV)/.setup-$(FAISS): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,13 +37,22 @@ browser:
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing and no root: browser tests will be skipped"; fi; fi
 
+# Debian's ocrmypdf and tesseract (English) for `ingest --ocr` and its tests (they skip without them).
+OCR_PKGS := ocrmypdf tesseract-ocr tesseract-ocr-eng
+OCR_MISSING := ocrmypdf/tesseract not installed: ingest --ocr needs them (sudo apt-get install -y $(OCR_PKGS)); the OCR tests will be skipped
+ocr:
+	@if ! command -v ocrmypdf >/dev/null || ! tesseract --list-langs 2>/dev/null | grep -qx eng; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OCR_PKGS) >/dev/null || echo "$(OCR_MISSING)"; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OCR_PKGS) >/dev/null || echo "$(OCR_MISSING)"; \
+	  else echo "$(OCR_MISSING)"; fi; fi
+
 ingest-demo: setup
 	$(BIN)/guideline-qa ingest data/
 
 run: ingest-demo
 	$(BIN)/guideline-qa serve --host $(HOST) --port $(PORT)
 
-test: setup-dev browser
+test: setup-dev browser ocr
 	$(BIN)/python -m pytest -q -m "not slow"
 	$(BIN)/python -m pytest -q -m slow
 

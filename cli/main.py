@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 from rag.errors import ConfigError, GQAError
 
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--family", help="document family (default: derived from the file name)")
     s.add_argument("--version", dest="doc_version", metavar="LABEL",
                    help="version label (default: a year in the file name or title, else the PDF date)")
+    s.add_argument("--ocr", action="store_true",
+                   help="read pages without a text layer (scans) by OCR; needs ocrmypdf and tesseract (README)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.set_defaults(func=_cmd_ingest)
 
@@ -113,6 +116,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from rag.embedder import SentenceTransformerEmbedder
 
     settings = settings_from(args)
+    if args.ocr:
+        settings = replace(settings, ocr=True)
     embedder = SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
                                            query_runtime=settings.query_runtime,
                                            cache_dir=settings.home / "models")

@@ -6,6 +6,7 @@ import io
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +39,15 @@ class PdfBytes:
 
 
 _DIGITS = re.compile(r"\d+")
+# (PDF bytes, each page's text) -> the texts with pages lacking a text layer read by OCR (ingest/ocr.py)
+OcrHook = Callable[[bytes, list[str]], list[str]]
 _WS = re.compile(r"[ \t\u00a0]+")
 
 
-def extract_pdf(source: Path | PdfBytes) -> Extracted:
+def extract_pdf(source: Path | PdfBytes, ocr: OcrHook | None = None) -> Extracted:
     """Read every page of a PDF file, or of bytes already read from one; raise BadDocument with a
-    one-line reason when it cannot be read."""
+    one-line reason when it cannot be read. `ocr(data, page_texts)` may replace the texts of pages
+    without a text layer (ingest/ocr.py, `ingest --ocr`)."""
     import pypdf
     from pypdf.errors import PdfReadError
 
@@ -80,8 +84,11 @@ def extract_pdf(source: Path | PdfBytes) -> Extracted:
         raise BadDocument(f"{name}: corrupt or truncated PDF ({type(exc).__name__}: {exc})"[:300]) from None
     if n == 0:
         raise BadDocument(f"{name}: the PDF has no pages")
+    if ocr is not None:
+        raw = ocr(data, raw)
     if sum(len(t.strip()) for t in raw) < 20 * max(1, n // 10):
-        raise BadDocument(f"{name}: no extractable text; OCR is not supported (is it a scanned PDF?)")
+        raise BadDocument(f"{name}: no extractable text; OCR is not supported unless asked for "
+                          "(a scanned PDF? ingest it with --ocr)")
     cleaned = strip_running_lines(raw)
     pages = [
         Page(number=i + 1, label=labels[i], text=cleaned[i], outline=tuple(outline.get(i + 1, ())))

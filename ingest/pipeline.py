@@ -24,6 +24,7 @@ import numpy as np
 from ingest.chunk import CHUNKER_VERSION, chunk_pages
 from ingest.extract import BadDocument, Extracted, PdfBytes, extract_pdf
 from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version
+from ingest.ocr import extract_with_ocr, mark_ocr
 from ingest.versions import regroup, report_moves, resolve_versions
 from rag.config import Settings
 from rag.embedder import Embedder
@@ -237,7 +238,7 @@ def _prepare_all(
 ) -> list[_Prepared]:
     """Extract in worker processes while the main process chunks and embeds the file before."""
     prepared: list[_Prepared] = []
-    jobs = _Extractions(todo, workers)
+    jobs = _Extractions(todo, workers, settings.ocr)
     threads = _TorchThreads(workers if jobs.pool else 0, jobs.finished)
     try:
         pages_done = chunks_done = 0
@@ -277,8 +278,8 @@ class _Extractions:
     new file is extracted in this process: starting a worker for it would only cost time.
     """
 
-    def __init__(self, todo: Iterable[_New], workers: int) -> None:
-        self.left = iter(todo)
+    def __init__(self, todo: Iterable[_New], workers: int, ocr: bool = False) -> None:
+        self.left, self.ocr = iter(todo), ocr  # ocr: pages without a text layer are read by OCR
         first = next(self.left, None)
         second = next(self.left, None) if first is not None and workers > 0 else None
         self.ahead = [x for x in (first, second) if x is not None]  # read to decide on the pool
@@ -295,7 +296,7 @@ class _Extractions:
                 self.exhausted = True
                 return
             path, sha, src = item
-            self.queue.append((path, sha, self.pool.submit(_timed_extract, src) if self.pool else src))
+            self.queue.append((path, sha, self.pool.submit(_timed_extract, src, self.ocr) if self.pool else src))
 
     def __iter__(self) -> Iterator[tuple[Path, str, tuple[Extracted, float] | Exception, float]]:
         """(path, sha, (extracted, seconds) or the exception it raised, seconds waited), in order."""
@@ -307,7 +308,7 @@ class _Extractions:
             waited = time.perf_counter()
             try:
                 outcome: tuple[Extracted, float] | Exception = (
-                    job.result() if isinstance(job, Future) else _timed_extract(job))
+                    job.result() if isinstance(job, Future) else _timed_extract(job, self.ocr))
             except Exception as exc:  # noqa: BLE001 - reported for this file by the caller
                 outcome = exc
             del job  # the file's bytes, no longer needed while its pages are chunked and embedded
@@ -368,9 +369,9 @@ def exit_with_parent(parent: int, every_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _timed_extract(src: PdfBytes) -> tuple[Extracted, float]:
+def _timed_extract(src: PdfBytes, ocr: bool = False) -> tuple[Extracted, float]:
     t = time.perf_counter()
-    ext = extract_pdf(src)
+    ext = extract_with_ocr(src) if ocr else extract_pdf(src)
     return ext, time.perf_counter() - t
 
 
@@ -382,8 +383,8 @@ def _prepare_one(
     doc_id = sha[:16]
     title = clean_title(ext.title)
     t = time.perf_counter()
-    chunks = chunk_pages(doc_id, title, ext.pages, embedder.count_tokens, settings.max_seq_tokens,
-                         settings.chunk_tokens, settings.overlap_sentences)
+    chunks = mark_ocr(chunk_pages(doc_id, title, ext.pages, embedder.count_tokens, settings.max_seq_tokens,
+                                  settings.chunk_tokens, settings.overlap_sentences), ext.pages)
     report.seconds["chunk"] = report.seconds.get("chunk", 0.0) + time.perf_counter() - t
     if not chunks:
         report.failed.append({"file": str(path), "error": f"{path.name}: no extractable text; OCR is not supported"})

@@ -59,6 +59,9 @@ class Settings:
     chunk_tokens: int = 200
     # Sentences of overlap carried into the next chunk so that a fact on a boundary survives.
     overlap_sentences: int = 1
+    # Read pages without a text layer (scans) by OCR (`ingest --ocr`): off unless asked for, as it needs
+    # ocrmypdf and tesseract installed and takes about a second a page (ingest/ocr.py).
+    ocr: bool = False
     # Texts per forward pass; 0 picks by device: 16 on CPU (30% faster than 64 for ~200-word-piece
     # chunks on 2 cores: smaller attention tensors stay in cache; bench/RESULTS.md), 64 on a GPU.
     embed_batch_size: int = 0

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_family ON documents(family);
 CREATE TABLE IF NOT EXISTS pages (
     doc_id TEXT NOT NULL, number INTEGER NOT NULL, label TEXT NOT NULL, text TEXT NOT NULL,
+    ocr INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (doc_id, number)
 );
 CREATE TABLE IF NOT EXISTS chunks (
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     page_end INTEGER NOT NULL, page_label TEXT NOT NULL, section TEXT NOT NULL, kind TEXT NOT NULL,
     text TEXT NOT NULL, content_hash TEXT NOT NULL,
     starts_mid INTEGER NOT NULL DEFAULT 0, ends_mid INTEGER NOT NULL DEFAULT 0,
-    cut_instruction INTEGER NOT NULL DEFAULT 0
+    cut_instruction INTEGER NOT NULL DEFAULT 0, ocr INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -66,6 +67,10 @@ CHUNK_COLUMNS = "chunk_id, doc_id, ordinal, page, page_end, page_label, section,
 # Chunk columns added since schema 1, each with the default its rows had before (how a chunk was cut:
 # rag.types.Chunk). A writer adds any that are missing; a reader of an older file reads the defaults.
 CHUNK_CUT_COLUMNS = ("starts_mid", "ends_mid", "cut_instruction")
+# ... and whether OCR read its text (ingest/ocr.py); flags in the order of rag.types.Chunk's fields.
+CHUNK_FLAG_COLUMNS = (*CHUNK_CUT_COLUMNS, "ocr")
+# Page columns added since schema 1 (0 before): whether OCR read the page.
+PAGE_FLAG_COLUMNS = ("ocr",)
 
 
 class Store:
@@ -101,8 +106,9 @@ class Store:
                 self.conn.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
-                _add_cut_columns(self.conn)
+                _add_flag_columns(self.conn)
             self._chunk_columns = _chunk_columns(self.conn)
+            self._page_ocr = "ocr" in _columns(self.conn, "pages")
         except BaseException as exc:
             self.conn.close()
             if isinstance(exc, sqlite3.OperationalError):  # locked, disk I/O, read-only folder: not damage
@@ -151,10 +157,11 @@ class Store:
 
     def pages(self, doc_id: str) -> list[Page]:
         """The cleaned pages of one document."""
+        ocr = "ocr" if self._page_ocr else "0"  # a file written before the column: no page was OCR'd
         rows = self.conn.execute(
-            "SELECT number, label, text FROM pages WHERE doc_id = ? ORDER BY number", (doc_id,)
+            f"SELECT number, label, text, {ocr} FROM pages WHERE doc_id = ? ORDER BY number", (doc_id,)
         ).fetchall()
-        return [Page(n, lab, t) for n, lab, t in rows]
+        return [Page(n, lab, t, ocr=bool(o)) for n, lab, t, o in rows]
 
     def page_text(self, doc_id: str, number: int) -> str | None:
         """The cleaned text of one page, or None."""
@@ -240,14 +247,14 @@ class Store:
                      source),
                 )
                 c.executemany(
-                    "INSERT INTO pages(doc_id, number, label, text) VALUES (?,?,?,?)",
-                    [(doc.doc_id, p.number, p.label, p.text) for p in pages],
+                    "INSERT INTO pages(doc_id, number, label, text, ocr) VALUES (?,?,?,?,?)",
+                    [(doc.doc_id, p.number, p.label, p.text, int(p.ocr)) for p in pages],
                 )
                 c.executemany(
-                    f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash, {', '.join(CHUNK_CUT_COLUMNS)}) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash, {', '.join(CHUNK_FLAG_COLUMNS)}) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [(k.chunk_id, k.doc_id, k.ordinal, k.page, k.page_end, k.page_label, k.section, k.text,
-                      k.kind, h, int(k.starts_mid), int(k.ends_mid), int(k.cut_instruction))
+                      k.kind, h, int(k.starts_mid), int(k.ends_mid), int(k.cut_instruction), int(k.ocr))
                      for k, h in zip(chunks, hashes, strict=True)],
                 )
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
@@ -318,7 +325,7 @@ def _create(path: Path) -> None:
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
         conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        _add_cut_columns(conn)
+        _add_flag_columns(conn)
     finally:
         conn.close()
     try:
@@ -366,21 +373,22 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
                          f"{SCHEMA_VERSION}); upgrade guideline-qa")
 
 
-def _add_cut_columns(conn: sqlite3.Connection) -> None:
-    """Add the CHUNK_CUT_COLUMNS a file written before them lacks (old rows: 0, as they were read)."""
-    for name in CHUNK_CUT_COLUMNS:
-        if name not in _columns(conn, "chunks"):
+def _add_flag_columns(conn: sqlite3.Connection) -> None:
+    """Add the CHUNK_FLAG_COLUMNS and PAGE_FLAG_COLUMNS a file written before them lacks (old rows: 0,
+    as they were read)."""
+    for table, name in [*(("chunks", c) for c in CHUNK_FLAG_COLUMNS), *(("pages", c) for c in PAGE_FLAG_COLUMNS)]:
+        if name not in _columns(conn, table):
             try:
-                conn.execute(f"ALTER TABLE chunks ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
             except sqlite3.OperationalError as exc:  # another writer added it meanwhile
                 if "duplicate column" not in str(exc):
                     raise
 
 
 def _chunk_columns(conn: sqlite3.Connection) -> str:
-    """The chunk columns to read: CHUNK_COLUMNS and the cut columns this file has."""
+    """The chunk columns to read: CHUNK_COLUMNS and the flag columns this file has."""
     have = _columns(conn, "chunks")
-    return ", ".join([CHUNK_COLUMNS, *(c for c in CHUNK_CUT_COLUMNS if c in have)])
+    return ", ".join([CHUNK_COLUMNS, *(c for c in CHUNK_FLAG_COLUMNS if c in have)])
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -388,7 +396,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _chunk(row: tuple) -> Chunk:
-    # SQLite gives the cut flags as 0/1; the record holds booleans
+    # SQLite gives the flags as 0/1; the record holds booleans
     return Chunk(*row[:9], *(bool(x) for x in row[9:]))
 
 

@@ -48,19 +48,44 @@ def encrypted(src: Path, dst: Path, password: str = "s3cret") -> Path:
     return dst
 
 
-def scanned(dst: Path, tmp: Path) -> Path:
-    """A one-page PDF whose only content is an image of text (no text layer)."""
+def scanned(dst: Path, tmp: Path, lines: tuple[str, ...] = ("Scanned page: give 5 mg daily",),
+            size: int = 48) -> Path:
+    """A one-page A4 PDF whose only content is an image of `lines` (no text layer), drawn at 150 dpi in
+    a `size`-pixel font (about 23 points at 48: tesseract reads it reliably)."""
     from fpdf import FPDF
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     png = tmp / f"{dst.stem}.png"
-    img = Image.new("RGB", (600, 800), "white")
-    ImageDraw.Draw(img).text((40, 40), "Scanned page: give 5 mg daily", fill="black")
+    img = Image.new("RGB", (1240, 1754), "white")
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=size)
+    for i, line in enumerate(lines):
+        draw.text((120, 160 + i * int(size * 1.6)), line, fill="black", font=font)
     img.save(png)
     pdf = FPDF()
     pdf.add_page()
-    pdf.image(str(png), x=10, y=10, w=180)
+    pdf.image(str(png), x=0, y=0, w=210)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(dst))
+    return dst
+
+
+def mixed(dst: Path, tmp: Path, topic: str, scans: dict[int, tuple[str, ...]], pages: int = 2) -> Path:
+    """A guideline about `topic`: `pages` text pages rendered by `guide`, with the scanned images of
+    `scans`' lines placed so that they are those PDF pages (1-based) of the finished file.
+
+    Example: scans={2: ("Give quinine",)} -> page 1 text, page 2 an image of 'Give quinine', page 3 text
+    """
+    from pypdf import PdfReader, PdfWriter
+
+    text = PdfReader(guide(tmp / f"{dst.stem}-text.pdf", topic, pages=pages))
+    writer, left = PdfWriter(), iter(text.pages)
+    for n in range(1, len(text.pages) + len(scans) + 1):
+        if n in scans:
+            writer.add_page(PdfReader(scanned(tmp / f"{dst.stem}-scan{n}.pdf", tmp, scans[n])).pages[0])
+        else:
+            writer.add_page(next(left))
+    with open(dst, "wb") as fh:
+        writer.write(fh)
     return dst
 
 
@@ -97,4 +122,4 @@ def deep_page_tree(dst: Path, depth: int = 5000, text: str = "Warfarin 5 mg dail
 
 
 __all__ = ["TOPICS", "DocSpec", "Heading", "PageBreak", "Paragraph", "Table", "deep_page_tree", "encrypted", "guide",
-           "render_pdf", "scanned", "truncated"]
+           "mixed", "render_pdf", "scanned", "truncated"]

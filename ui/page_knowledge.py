@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -20,6 +21,9 @@ from ui import feedback, services, views
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "GQA_ADMIN_TOKEN"
+OCR_LABEL = "Read scanned pages by OCR"
+OCR_HELP = ("Pages without a text layer are read by OCR (ocrmypdf and tesseract, about a second a page); "
+            "answers quoting them carry an 'OCR text' badge.")
 
 
 def main() -> None:
@@ -108,6 +112,7 @@ def _upload(settings: Settings, embedder) -> None:
     st.subheader("Add documents")
     files = st.file_uploader("Upload PDFs", type=["pdf"], accept_multiple_files=True, key="uploads")
     family, version = _overrides("upload")
+    ocr = st.checkbox(OCR_LABEL, key="upload-ocr", help=OCR_HELP)
     if st.button("Ingest uploaded files", type="primary", disabled=not files, key="ingest-uploads"):
         paths = []
         for f in files or []:
@@ -117,7 +122,7 @@ def _upload(settings: Settings, embedder) -> None:
                 st.error(f"Not ingested: {exc}", icon=":material/block:")
         if not paths:
             return
-        report = run_ingest(paths, settings, embedder, family, version)
+        report = run_ingest(paths, settings, embedder, family, version, ocr)
         for e in report.failed if report else []:  # keep no copies of files that were not ingested
             Path(e["file"]).unlink(missing_ok=True)
 
@@ -127,9 +132,10 @@ def _folder(settings: Settings, embedder) -> None:
     with st.form("folder"):
         folder = st.text_input("Or a folder (or PDF file) on the server", key="folder-path",
                                placeholder="/srv/guidelines/2026")
+        ocr = st.checkbox(OCR_LABEL, key="folder-ocr", help=OCR_HELP)
         go = st.form_submit_button("Ingest from the server")
     if go and folder.strip():
-        run_ingest([Path(folder.strip()).expanduser()], settings, embedder, None, None)
+        run_ingest([Path(folder.strip()).expanduser()], settings, embedder, None, None, ocr)
     elif go:
         st.warning("Type a folder or file path first.")
 
@@ -165,9 +171,10 @@ def save_upload(home: Path, name: str, data: bytes) -> Path:
     return path
 
 
-def run_ingest(paths: list[Path], settings: Settings, embedder, family: str | None, version: str | None
-               ) -> IngestReport | None:
-    """Ingest with a live progress display, then show the same summary as the command line."""
+def run_ingest(paths: list[Path], settings: Settings, embedder, family: str | None, version: str | None,
+               ocr: bool = False) -> IngestReport | None:
+    """Ingest with a live progress display, then show the same summary as the command line (`ocr`: as
+    `ingest --ocr`)."""
     total_files = max(1, len(collect_pdfs(list(paths))[0]))
     ticks = {"pages": 0, "chunks": 0, "files": 0}
     with st.status(f"Ingesting {total_files} file(s)...", expanded=True) as status:
@@ -182,8 +189,8 @@ def run_ingest(paths: list[Path], settings: Settings, embedder, family: str | No
 
         try:
             # extract_workers=0: no process pool; forking a threaded web server is unsafe.
-            report = ingest(list(paths), settings, embedder, family=family, version=version,
-                            on_progress=on_progress, extract_workers=0)
+            report = ingest(list(paths), replace(settings, ocr=ocr or settings.ocr), embedder, family=family,
+                            version=version, on_progress=on_progress, extract_workers=0)
         except Exception as exc:  # noqa: BLE001 - e.g. another ingest is running: nothing was published
             status.update(label="Ingest failed", state="error")
             st.error(f"Ingest failed: {services.error_line(exc).rstrip('.')}. Clinicians keep the current index.")

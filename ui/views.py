@@ -34,6 +34,7 @@ CSS = """<style>
   border-radius: 0.6rem; margin-left: 0.4rem; vertical-align: middle; text-transform: uppercase;}
 .gqa-current {background: #dcf5e3; color: #11632e;}
 .gqa-superseded {background: #fde2d2; color: #8a3300;}
+.gqa-ocr {background: #fff0c2; color: #6b4a00; text-transform: none;}
 .gqa-notanswer {font-size: 0.72rem; font-weight: 700; color: #6b6b6b; text-transform: uppercase;
   letter-spacing: 0.03em;}
 </style>"""
@@ -109,6 +110,17 @@ def status_badge(status: str) -> str:
     return f'<span class="gqa-badge {kind}">{safe(status)}</span>'
 
 
+OCR_BADGE = "OCR text: check against the page"
+
+
+def ocr_badge() -> str:
+    """The badge on a passage read by OCR (ingest --ocr), whose characters may be misread.
+
+    Example: -> '<span class="gqa-badge gqa-ocr">OCR text&#58; check against the page</span>'
+    """
+    return f'<span class="gqa-badge gqa-ocr">{safe(OCR_BADGE)}</span>'
+
+
 def page_words(page: int, label: str) -> str:
     """PDF page and printed label, in words.
 
@@ -119,11 +131,13 @@ def page_words(page: int, label: str) -> str:
     return f"PDF page {page}"
 
 
-def card_head_html(doc: Document, n: int | None) -> str:
-    """Citation number (or 'not an answer' label), document title and status badge."""
+def card_head_html(doc: Document, n: int | None, ocr: bool = False) -> str:
+    """Citation number (or 'not an answer' label), document title, status badge and, for text read by
+    OCR, the OCR badge."""
     lead = f'<span class="gqa-n">[{n}]</span>' if n is not None else (
         '<span class="gqa-notanswer">Related passage - not an answer</span><br>')
-    return f'<div class="gqa-head">{lead}<b>{safe(doc.title)}</b>{status_badge(doc.status)}</div>'
+    badges = status_badge(doc.status) + (ocr_badge() if ocr else "")
+    return f'<div class="gqa-head">{lead}<b>{safe(doc.title)}</b>{badges}</div>'
 
 
 def card_meta_html(doc: Document, page: int, label: str, section: str) -> str:
@@ -182,14 +196,14 @@ def passage_html(text: str, quote: str | None, context: int | None = None) -> st
 def citation_parts(c: Citation) -> tuple[str, str, str]:
     """Head, meta and passage HTML of one citation card."""
     h = c.hit
-    return (card_head_html(h.doc, c.n),
+    return (card_head_html(h.doc, c.n, h.chunk.ocr),
             card_meta_html(h.doc, h.chunk.page, h.chunk.page_label, h.chunk.section),
             passage_html(h.chunk.text, c.quote, CARD_CONTEXT))
 
 
 def related_parts(h: Hit) -> tuple[str, str, str]:
     """Head, meta and passage HTML of a related passage shown under an abstention."""
-    return (card_head_html(h.doc, None),
+    return (card_head_html(h.doc, None, h.chunk.ocr),
             card_meta_html(h.doc, h.chunk.page, h.chunk.page_label, h.chunk.section),
             passage_html(h.chunk.text, None, CARD_CONTEXT))
 
