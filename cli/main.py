@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable]:
     """Subcommands contributed by the answering, app and evaluation packages (added as they exist)."""
     regs: list[Callable] = []
-    for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.backup_cmd", "cli.docs_cmd"):
+    for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.backup_cmd", "cli.docs_cmd",
+                "cli.reindex_cmd"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -157,8 +158,8 @@ def format_report(report) -> str:
             else "identical bytes"
         rows.append(("unchanged", _name(e["file"]), f"version {e['version']} ({same})"
                      + (f"; moved from family {e['moved_from']}: " + version_note(e) if e.get("moved_from") else "")
-                     + ("; cut into passages by an older release and kept so: to re-cut, ingest into a new "
-                        "GQA_HOME (README, Versions)" if old else "")))
+                     + ("; cut into passages by an older release and kept so: `guideline-qa reindex` re-cuts it "
+                        "in place (README, Versions)" if old else "")))
     for e in report.failed:
         rows.append(("FAILED", _name(e["file"]), e["error"]))
     width = max([len(r[1]) for r in rows] + [4])

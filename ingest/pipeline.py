@@ -432,6 +432,7 @@ class Update:
     statuses: dict[str, tuple[str, str | None]]  # doc_id -> (status, superseded_by)
     families: dict[str, str] = field(default_factory=dict)  # doc_id -> new family (--family on known bytes)
     event: dict | None = None  # a withdrawal or reinstatement, recorded in the same transaction
+    recuts: list = field(default_factory=list)  # (doc_id, cut, pages, chunks, hashes): ingest/reindex.py
 
 
 def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, store: Store,
@@ -484,7 +485,7 @@ def publish_generation(settings: Settings, store: Store, embedder_id: str, index
     store.publish(new_docs or [], update.statuses,
                   {"gen_id": gen_id, "created_at": now, "embedder_id": embedder_id,
                    "vectors": len(chunk_ids), "documents": len(statuses)}, CHUNKER_VERSION,
-                  families=update.families, event=update.event)
+                  families=update.families, event=update.event, recuts=update.recuts)
     collect_garbage(settings.home, store.generations()[-settings.keep_generations:])
     return gen_id
 

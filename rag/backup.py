@@ -42,6 +42,22 @@ class BackupReport:
     attempts: int
 
 
+def source_file(home: Path, stored: str) -> Path | None:
+    """Where a document's PDF is now: the path stored at ingest or, for an upload whose home was restored
+    from a backup elsewhere, the same file under this home's uploads; None when no path was stored.
+
+    Example: (Path('/new'), '/old/uploads/ab12/x.pdf') -> /new/uploads/ab12/x.pdf (when only that exists)
+    """
+    if not stored:
+        return None
+    path = Path(stored)
+    if not path.is_file() and path.parent.parent.name == "uploads":
+        moved = home / "uploads" / path.parent.name / path.name  # uploads are copied by `backup`
+        if moved.is_file():
+            return moved
+    return path
+
+
 def check_dest(home: Path, dest: Path) -> None:
     """DEST must not exist or be an empty folder, and must lie outside the home."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):

@@ -31,8 +31,9 @@ class View:
 
     Everything a question uses comes from one View taken once at its start, so a publish landing
     mid-question changes nothing for that question (its rows, BM25 scores and titles always agree).
-    Pages are read from the database by document id: a document's pages are written once, with the
-    document, and never change, so any connection reads the same pages for a View's documents.
+    Pages are read from the database by document id and cut (rag.types.Chunk.cut): a cut's pages are
+    written once, with its chunks, and never change (`reindex` adds a new cut beside them), so any
+    connection reads the pages a View's chunks were cut from.
     """
 
     snap: Snapshot

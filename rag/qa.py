@@ -114,7 +114,7 @@ class QA:
         parts: list[str] = []
         for c in chosen:
             cite = quote_page(len(cites) + 1, c.hit, c.text, pages)
-            page = pages.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page)
+            page = pages.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page, cite.hit.chunk.cut)
             if not page or not is_verbatim(cite.quote, page):  # a guard: chunk text is page text
                 log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
                             cite.hit.chunk.page, cite.quote)
@@ -142,7 +142,8 @@ def quote_page(n: int, hit: Hit, quote: str, pages: Store) -> Citation:
     chunk = hit.chunk
     if chunk.page_end <= chunk.page:
         return Citation(n=n, hit=hit, quote=quote)
-    span = {p.number: p for p in pages.pages(chunk.doc_id) if chunk.page <= p.number <= chunk.page_end}
+    # the pages of the chunk's own cut: a later `reindex` may have re-read them differently
+    span = {p.number: p for p in pages.pages(chunk.doc_id, chunk.cut) if chunk.page <= p.number <= chunk.page_end}
     for page in span.values():
         if is_verbatim(quote, page.text):
             return Citation(n=n, hit=_on_page(hit, page.number, page.label), quote=quote)

@@ -19,7 +19,9 @@ from rag.types import Chunk, Document, Page
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: pages are keyed by (doc_id, cut, number) and documents and chunks carry their cut (`reindex` keeps
+# every cut readable); a file of schema 1 is migrated by its first writer and stays readable until then.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,20 +29,20 @@ CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, file_name TEXT NOT NULL, title TEXT NOT NULL,
     family TEXT NOT NULL, version TEXT NOT NULL, doc_type TEXT NOT NULL, status TEXT NOT NULL,
     pages INTEGER NOT NULL, chunks INTEGER NOT NULL, ingested_at TEXT NOT NULL, superseded_by TEXT,
-    source_path TEXT NOT NULL DEFAULT ''
+    source_path TEXT NOT NULL DEFAULT '', cut INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS documents_family ON documents(family);
 CREATE TABLE IF NOT EXISTS pages (
-    doc_id TEXT NOT NULL, number INTEGER NOT NULL, label TEXT NOT NULL, text TEXT NOT NULL,
-    ocr INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (doc_id, number)
+    doc_id TEXT NOT NULL, cut INTEGER NOT NULL DEFAULT 0, number INTEGER NOT NULL, label TEXT NOT NULL,
+    text TEXT NOT NULL, ocr INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (doc_id, cut, number)
 );
 CREATE TABLE IF NOT EXISTS chunks (
     chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL, page INTEGER NOT NULL,
     page_end INTEGER NOT NULL, page_label TEXT NOT NULL, section TEXT NOT NULL, kind TEXT NOT NULL,
     text TEXT NOT NULL, content_hash TEXT NOT NULL,
     starts_mid INTEGER NOT NULL DEFAULT 0, ends_mid INTEGER NOT NULL DEFAULT 0,
-    cut_instruction INTEGER NOT NULL DEFAULT 0, ocr INTEGER NOT NULL DEFAULT 0
+    cut_instruction INTEGER NOT NULL DEFAULT 0, ocr INTEGER NOT NULL DEFAULT 0, cut INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -107,7 +109,10 @@ class Store:
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
                 _add_flag_columns(self.conn)
+                _add_cuts(self.conn)
             self._chunk_columns = _chunk_columns(self.conn)
+            # False only in a schema-1 file opened read-only: one cut per document, rows without `cut`
+            self._cuts = "cut" in _columns(self.conn, "pages")
             self._page_ocr = "ocr" in _columns(self.conn, "pages")
         except BaseException as exc:
             self.conn.close()
@@ -155,19 +160,42 @@ class Store:
         row = self.conn.execute(f"SELECT {DOC_COLUMNS} FROM documents WHERE sha256 = ?", (sha256,)).fetchone()
         return Document(*row) if row else None
 
-    def pages(self, doc_id: str) -> list[Page]:
-        """The cleaned pages of one document."""
+    def source_path(self, doc_id: str) -> str:
+        """The path a document was ingested from ('' when not recorded; see rag.backup.source_file)."""
+        row = self.conn.execute("SELECT source_path FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return row[0] if row else ""
+
+    def cut(self, doc_id: str) -> int:
+        """The cut a document is served from now (0: as first ingested; `reindex` adds one)."""
+        if not self._cuts:
+            return 0
+        row = self.conn.execute("SELECT cut FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _of_cut(self, doc_id: str, cut: int | None) -> tuple[str, tuple]:
+        """The WHERE clause for the rows of one cut of a document (None: its current cut)."""
+        if not self._cuts:
+            return "doc_id = ?", (doc_id,)
+        if cut is None:
+            return "doc_id = ? AND cut = (SELECT cut FROM documents WHERE doc_id = ?)", (doc_id, doc_id)
+        return "doc_id = ? AND cut = ?", (doc_id, cut)
+
+    def pages(self, doc_id: str, cut: int | None = None) -> list[Page]:
+        """The cleaned pages of one document as cut `cut` read them (default: its current cut)."""
         ocr = "ocr" if self._page_ocr else "0"  # a file written before the column: no page was OCR'd
+        where, args = self._of_cut(doc_id, cut)
         rows = self.conn.execute(
-            f"SELECT number, label, text, {ocr} FROM pages WHERE doc_id = ? ORDER BY number", (doc_id,)
+            f"SELECT number, label, text, {ocr} FROM pages WHERE {where} ORDER BY number", args
         ).fetchall()
         return [Page(n, lab, t, ocr=bool(o)) for n, lab, t, o in rows]
 
-    def page_text(self, doc_id: str, number: int) -> str | None:
-        """The cleaned text of one page, or None."""
-        row = self.conn.execute(
-            "SELECT text FROM pages WHERE doc_id = ? AND number = ?", (doc_id, number)
-        ).fetchone()
+    def page_text(self, doc_id: str, number: int, cut: int | None = None) -> str | None:
+        """The cleaned text of one page as cut `cut` read it (default: the current cut), or None.
+
+        A reader quoting a chunk passes the chunk's own cut: after a `reindex` the page may read otherwise.
+        """
+        where, args = self._of_cut(doc_id, cut)
+        row = self.conn.execute(f"SELECT text FROM pages WHERE {where} AND number = ?", (*args, number)).fetchone()
         return row[0] if row else None
 
     def chunks(self, chunk_ids: Iterable[str] | None = None) -> dict[str, Chunk]:
@@ -185,10 +213,11 @@ class Store:
                 ).fetchall()
         return {r[0]: _chunk(r) for r in rows}
 
-    def chunks_of(self, doc_id: str) -> list[Chunk]:
-        """The chunks of one document in reading order."""
+    def chunks_of(self, doc_id: str, cut: int | None = None) -> list[Chunk]:
+        """The chunks of one document's cut (default: the current one) in reading order."""
+        where, args = self._of_cut(doc_id, cut)
         rows = self.conn.execute(
-            f"SELECT {self._chunk_columns} FROM chunks WHERE doc_id = ? ORDER BY ordinal", (doc_id,)
+            f"SELECT {self._chunk_columns} FROM chunks WHERE {where} ORDER BY ordinal", args
         ).fetchall()
         return [_chunk(r) for r in rows]
 
@@ -230,13 +259,16 @@ class Store:
         chunker_version: int = 0,
         families: dict[str, str] | None = None,
         event: dict | None = None,
+        recuts: list[tuple[str, int, list[Page], list[Chunk], list[str]]] | None = None,
     ) -> None:
         """Insert new documents and switch the published generation in ONE transaction.
 
         `docs` holds (document, pages, chunks, content hashes, source path); `status_changes` maps
         doc_id -> (status, superseded_by); `chunker_version` is recorded for each new document;
         `families` maps doc_id -> new family; `event` (doc_id, action, reason, who, at) is a withdraw
-        or reinstate recorded with this generation. Readers see everything before or everything after.
+        or reinstate recorded with this generation; `recuts` holds (doc_id, cut, pages, chunks, hashes)
+        of documents re-cut by `reindex`: a new cut beside the old one, which stays readable for the
+        generations that name its chunks. Readers see everything before or everything after.
         """
         with self.transaction() as c:
             for doc, pages, chunks, hashes, source in docs:
@@ -246,19 +278,15 @@ class Store:
                      doc.doc_type, doc.status, doc.pages, doc.chunks, doc.ingested_at, doc.superseded_by,
                      source),
                 )
-                c.executemany(
-                    "INSERT INTO pages(doc_id, number, label, text, ocr) VALUES (?,?,?,?,?)",
-                    [(doc.doc_id, p.number, p.label, p.text, int(p.ocr)) for p in pages],
-                )
-                c.executemany(
-                    f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash, {', '.join(CHUNK_FLAG_COLUMNS)}) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(k.chunk_id, k.doc_id, k.ordinal, k.page, k.page_end, k.page_label, k.section, k.text,
-                      k.kind, h, int(k.starts_mid), int(k.ends_mid), int(k.cut_instruction), int(k.ocr))
-                     for k, h in zip(chunks, hashes, strict=True)],
-                )
+                _insert_cut(c, doc.doc_id, 0, pages, chunks, hashes)
                 c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                           (f"chunker/{doc.doc_id}", str(chunker_version)))
+            for doc_id, cut, pages, chunks, hashes in recuts or []:
+                _insert_cut(c, doc_id, cut, pages, chunks, hashes)
+                c.execute("UPDATE documents SET cut = ?, pages = ?, chunks = ? WHERE doc_id = ?",
+                          (cut, len(pages), len(chunks), doc_id))
+                c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                          (f"chunker/{doc_id}", str(chunker_version)))
             for doc_id, (status, by) in status_changes.items():
                 c.execute("UPDATE documents SET status = ?, superseded_by = ? WHERE doc_id = ?", (status, by, doc_id))
             for doc_id, family in (families or {}).items():
@@ -304,6 +332,22 @@ class Store:
     def content_hashes(self) -> dict[str, str]:
         """chunk_id -> content hash, for rebuilding an index from the embedding cache."""
         return dict(self.conn.execute("SELECT chunk_id, content_hash FROM chunks").fetchall())
+
+
+def _insert_cut(c: sqlite3.Connection, doc_id: str, cut: int, pages: list[Page], chunks: list[Chunk],
+                hashes: list[str]) -> None:
+    """Write one cut of a document: its pages and its chunks (whose `cut` is `cut`)."""
+    c.executemany(
+        "INSERT INTO pages(doc_id, cut, number, label, text, ocr) VALUES (?,?,?,?,?,?)",
+        [(doc_id, cut, p.number, p.label, p.text, int(p.ocr)) for p in pages],
+    )
+    c.executemany(
+        f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash, {', '.join(CHUNK_FLAG_COLUMNS)}, cut) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [(k.chunk_id, k.doc_id, k.ordinal, k.page, k.page_end, k.page_label, k.section, k.text,
+          k.kind, h, int(k.starts_mid), int(k.ends_mid), int(k.cut_instruction), int(k.ocr), cut)
+         for k, h in zip(chunks, hashes, strict=True)],
+    )
 
 
 def damaged(path: Path, why: str) -> StoreError:
@@ -385,10 +429,42 @@ def _add_flag_columns(conn: sqlite3.Connection) -> None:
                     raise
 
 
+def _add_cuts(conn: sqlite3.Connection) -> None:
+    """Migrate a schema-1 file to 2: a `cut` on documents and chunks (ALTER), and pages rebuilt keyed by
+    (doc_id, cut, number), since SQLite cannot change a primary key in place. Its rows become cut 0.
+
+    One transaction, as SQLite's documented table rebuild: readers see the old table or the new one,
+    and a kill midway leaves schema 1. Every column the old table has is copied, whatever added it.
+    """
+    if "cut" in _columns(conn, "pages"):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "cut" not in _columns(conn, "pages"):  # another writer may have migrated while we waited
+            info = conn.execute("PRAGMA table_info(pages)").fetchall()  # cid, name, type, notnull, default, pk
+            cols = [f"{n} {t}" + (" NOT NULL" if nn else "") + (f" DEFAULT {d}" if d is not None else "")
+                    for _, n, t, nn, d, _ in info]
+            names = ", ".join(r[1] for r in info)
+            conn.execute(f"CREATE TABLE pages_by_cut ({', '.join(cols)}, cut INTEGER NOT NULL DEFAULT 0, "
+                         "PRIMARY KEY (doc_id, cut, number))")
+            conn.execute(f"INSERT INTO pages_by_cut({names}) SELECT {names} FROM pages")
+            conn.execute("DROP TABLE pages")
+            conn.execute("ALTER TABLE pages_by_cut RENAME TO pages")
+            for table in ("documents", "chunks"):
+                if "cut" not in _columns(conn, table):
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN cut INTEGER NOT NULL DEFAULT 0")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def _chunk_columns(conn: sqlite3.Connection) -> str:
     """The chunk columns to read: CHUNK_COLUMNS and the flag columns this file has."""
     have = _columns(conn, "chunks")
-    return ", ".join([CHUNK_COLUMNS, *(c for c in CHUNK_FLAG_COLUMNS if c in have)])
+    # the cut last, 0 in a file written before it (rag.types.Chunk.cut)
+    return ", ".join([CHUNK_COLUMNS, *(c for c in CHUNK_FLAG_COLUMNS if c in have), "cut" if "cut" in have else "0"])
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -396,8 +472,10 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _chunk(row: tuple) -> Chunk:
-    # SQLite gives the flags as 0/1; the record holds booleans
-    return Chunk(*row[:9], *(bool(x) for x in row[9:]))
+    # SQLite gives the flags as 0/1, the record holds booleans; the flags read are a prefix of
+    # CHUNK_FLAG_COLUMNS (those the file has), the rest False; the cut comes last
+    flags = [bool(x) for x in row[9:-1]]
+    return Chunk(*[*row[:9], *flags, *[False] * (len(CHUNK_FLAG_COLUMNS) - len(flags)), int(row[-1])])
 
 
 def dumps(obj: object) -> str:

@@ -73,6 +73,10 @@ class Chunk:
     cut_instruction: bool = False
     # Some of its text was read by OCR (a page without a text layer): check it against the page.
     ocr: bool = False
+    # Which cut of its document this chunk belongs to: 0 as first ingested, one more per `reindex`. A
+    # cut's chunks and pages are written together and never change, so a quote is checked against the
+    # pages of its own chunk's cut, whichever generation a reader holds.
+    cut: int = 0
 
     def embed_text(self, title: str) -> str:
         """The text given to the embedder: title and section path, then the passage."""

@@ -23,7 +23,7 @@ from rag.config import Settings
 from rag.errors import StoreError
 from rag.index import generations_dir
 from rag.snapshot import database_path, published_generation
-from rag.store import Store
+from rag.store import SCHEMA_VERSION, Store
 
 DEMO_SET = Path(__file__).resolve().parents[1] / "data" / "demo_eval.jsonl"
 FIX = "restore it from a backup (README, Backups) or re-ingest the documents into a new GQA_HOME"
@@ -146,7 +146,7 @@ def test_a_reader_never_creates_the_database(tmp_path: Path) -> None:
     assert db.stat().st_size > 0
     assert [p.name for p in db.parent.iterdir()] == ["gqa.sqlite"]
     reader = Store(db, readonly=True)
-    assert reader.get_meta("schema_version") == "1" and reader.documents() == []
+    assert reader.get_meta("schema_version") == str(SCHEMA_VERSION) and reader.documents() == []
     reader.close()
 
 

@@ -75,7 +75,7 @@ def test_a_document_cut_by_an_older_release_is_kept_and_reported(tmp_path: Path,
     assert code == 0 and again["generation"] is None and again["chunker"] == CHUNKER_VERSION
     assert [(Path(e["file"]).name, e["chunker"]) for e in again["unchanged"]] == [(a.name, 0)]
     code, text, _ = run(["ingest", str(a)], capsys)
-    assert code == 0 and "cut into passages by an older release" in text and "new GQA_HOME" in text
+    assert code == 0 and "cut into passages by an older release" in text and "`guideline-qa reindex`" in text
 
 
 def test_ingest_new_version_json(tmp_path: Path, capsys, fake_model) -> None:

@@ -155,7 +155,7 @@ def _source_view(hit: Hit, quote: str | None, home: Path, key: str) -> None:
     """The cited page itself: its stored text with the quote highlighted, and the PDF page to download."""
     page = hit.chunk.page
     with st.expander(f"Source page (PDF page {page})"):
-        text = services.page_text(str(home), hit.doc.doc_id, page)
+        text = services.page_text(str(home), hit.doc.doc_id, page, hit.chunk.cut)
         if text is None:
             st.info("The text of this page is not in the database.")
         else:

@@ -16,7 +16,7 @@ from rag.config import Settings
 from rag.errors import ConfigError
 from rag.snapshot import database_path
 from rag.types import sha256_hex
-from ui import feedback, services, views
+from ui import feedback, recut, services, views
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def main() -> None:
     qa = services.get_qa()
     settings = qa.settings
     _documents(settings)
+    recut.section(settings, qa.engine.embedder)  # only when documents were cut by an older release
     _upload(settings, qa.engine.embedder)
     _folder(settings, qa.engine.embedder)
     _recent_feedback(settings)

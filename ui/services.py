@@ -15,6 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from rag.backup import source_file
 from rag.config import Settings
 from rag.errors import GQAError
 from rag.qa import QA
@@ -69,13 +70,14 @@ def read_store(home: Path) -> Store | None:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def page_text(home: str, doc_id: str, page: int) -> str | None:
-    """The stored text of one page (documents are immutable: doc_id is a hash of the PDF bytes)."""
+def page_text(home: str, doc_id: str, page: int, cut: int = 0) -> str | None:
+    """The stored text of one page as cut `cut` read it (the cited chunk's: a `reindex` adds a cut and
+    never changes one, and doc_id is a hash of the PDF bytes, so the key names one text for ever)."""
     store = read_store(Path(home))
     if store is None:
         return None
     try:
-        return store.page_text(doc_id, page)
+        return store.page_text(doc_id, page, cut)
     finally:
         store.close()
 
@@ -86,12 +88,9 @@ def source_path(home: Path, doc_id: str) -> Path | None:
     if store is None:
         return None
     try:
-        row = store.conn.execute("SELECT source_path FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        path = source_file(home, store.source_path(doc_id))
     finally:
         store.close()
-    path = Path(row[0]) if row and row[0] else None
-    if path is not None and not path.is_file() and path.parent.parent.name == "uploads":
-        path = home / "uploads" / path.parent.name / path.name  # a home restored from a backup elsewhere
     return path if path is not None and path.is_file() else None
 
 
