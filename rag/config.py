@@ -86,6 +86,9 @@ class Settings:
     openai_model: str = ""
     # Local GGUF model for llama-cpp-python: off unless set.
     gguf_path: str = ""
+    # Megabytes of rendered page images kept under <home>/pages (about 1,000 pages at 120 dpi); the least
+    # recently shown are deleted first.
+    page_cache_mb: int = 256
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -143,6 +143,34 @@ def test_source_view_shows_the_page_text_with_the_quote_marked(hash_qa: QA) -> N
     assert any(d.label == f"Download PDF page {cited.hit.chunk.page}" for d in at.get("download_button"))
 
 
+def test_source_view_shows_the_printed_page_with_the_quote_highlighted_beside_the_text(hash_qa: QA) -> None:
+    from ui.services import printed_page
+
+    cited = hash_qa.answer(ANSWERABLE).citations[0]
+    at = ask(start(hash_qa), ANSWERABLE)
+    no_errors(at)
+    view = at.expander[0]
+    [image] = view.get("image")
+    assert image.captions == [f"PDF page {cited.hit.chunk.page} as printed, the quote highlighted."]
+    assert len(view.get("column")) == 2 and "<mark>" in view.markdown[0].value, "the text is beside the image"
+    shown = printed_page(str(hash_qa.settings.home), cited.hit.doc, cited.hit.chunk.page, cited.quote)
+    assert shown.found and shown.boxes and shown.png[:4] == b"\x89PNG"
+
+
+def test_source_view_without_the_pdf_shows_the_text_and_a_one_line_note(hash_qa: QA) -> None:
+    con = sqlite3.connect(hash_qa.settings.home / "gqa.sqlite")
+    con.execute("UPDATE documents SET source_path = '/gone/demo.pdf'")
+    con.commit()
+    con.close()
+    at = ask(start(hash_qa), ANSWERABLE)
+    no_errors(at)
+    view = at.expander[0]
+    assert not view.get("image") and "<mark>" in view.markdown[0].value
+    assert [c.value for c in view.caption] == [
+        "The original PDF is not on this server, so the page cannot be shown as printed; below is its indexed text."]
+    assert not view.get("download_button")
+
+
 def test_abstention_is_labelled_and_shows_related_passages_as_not_an_answer(hash_qa: QA) -> None:
     assert hash_qa.answer(UNANSWERABLE).abstained
     at = ask(start(hash_qa), UNANSWERABLE)

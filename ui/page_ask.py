@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from rag.errors import ConfigError, GQAError
+from rag.pages import PageImage, SourceMissing
 from rag.qa import QA
 from rag.retrieve import Filters
 from rag.snapshot import Snapshot
@@ -152,23 +153,51 @@ def _abstention(answer: Answer, home: Path) -> None:
 
 
 def _source_view(hit: Hit, quote: str | None, home: Path, key: str) -> None:
-    """The cited page itself: its stored text with the quote highlighted, and the PDF page to download."""
+    """The cited page as printed, the quote highlighted, beside its stored text; and the PDF page to download."""
     page = hit.chunk.page
     with st.expander(f"Source page (PDF page {page})"):
-        text = services.page_text(str(home), hit.doc.doc_id, page, hit.chunk.cut)
-        if text is None:
-            st.info("The text of this page is not in the database.")
+        image, note = _printed(hit, quote, home)
+        if image is None:
+            st.caption(note)
+            _page_text(hit, quote, home)
         else:
-            st.markdown(views.passage_html(views.reflow(text), quote), unsafe_allow_html=True)
+            left, right = st.columns([3, 2])
+            left.image(image.png, caption=note, width="stretch")
+            with right:
+                _page_text(hit, quote, home)
         path = services.source_path(home, hit.doc.doc_id)
         if path is None:
-            st.caption("The original PDF is not on this server; the text above is the indexed page.")
             return
         st.download_button(
             f"Download PDF page {page}", data=lambda: services.pdf_page(path, hit.doc.sha256, page),
             file_name=f"{Path(hit.doc.file_name).stem}-page-{page}.pdf", mime="application/pdf",
             on_click="ignore", key=f"pdf-{key}", icon=":material/picture_as_pdf:",
         )
+
+
+def _printed(hit: Hit, quote: str | None, home: Path) -> tuple[PageImage | None, str]:
+    """The page rendered with the quote highlighted, and its caption; or None and the one-line reason."""
+    page = hit.chunk.page
+    try:
+        image = services.printed_page(str(home), hit.doc, page, quote)
+    except SourceMissing:
+        return None, ("The original PDF is not on this server, so the page cannot be shown as printed; "
+                      "below is its indexed text.")
+    except Exception as exc:  # noqa: BLE001 - the text view still serves; one line here, a bug's traceback logged
+        return None, f"The page cannot be shown as printed ({services.error_line(exc)}); below is its indexed text."
+    if image.found is False:
+        return image, f"PDF page {page} as printed. The quote was not located on the image: it is marked in the text."
+    return image, f"PDF page {page} as printed" + (", the quote highlighted." if image.found else ".")
+
+
+def _page_text(hit: Hit, quote: str | None, home: Path) -> None:
+    """The stored text of the cited page, the quote marked."""
+    page = hit.chunk.page
+    text = services.page_text(str(home), hit.doc.doc_id, page, hit.chunk.cut)
+    if text is None:
+        st.info("The text of this page is not in the database.")
+    else:
+        st.markdown(views.passage_html(views.reflow(text), quote), unsafe_allow_html=True)
 
 
 def _feedback(result: dict, qa: QA) -> None:

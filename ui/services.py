@@ -18,10 +18,11 @@ import streamlit as st
 from rag.backup import source_file
 from rag.config import Settings
 from rag.errors import GQAError
+from rag.pages import PageCache, PageImage, read_source, render_page
 from rag.qa import QA
 from rag.snapshot import Snapshot, database_path
 from rag.store import Store, damaged
-from rag.types import sha256_hex
+from rag.types import Document, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,24 @@ def source_path(home: Path, doc_id: str) -> Path | None:
     finally:
         store.close()
     return path if path is not None and path.is_file() else None
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def printed_page(home: str, doc: Document, page: int, quote: str | None) -> PageImage:
+    """The page as printed with the quote highlighted; pages.SourceMissing (never cached) when its PDF is gone.
+
+    Cached here as well as on disk: each rerun of the page draws every source view, even closed ones.
+    """
+    settings = Settings.from_env(home=Path(home))
+    store = read_store(settings.home)
+    try:
+        recorded = store.source_path(doc.doc_id) if store else ""
+    finally:
+        if store:
+            store.close()
+    data = read_source(settings.home, doc, recorded)
+    cache = PageCache(settings.home / "pages", settings.page_cache_mb * 1024 * 1024)
+    return render_page(data, page, quote, cache=cache, name=doc.file_name)
 
 
 def pdf_page(path: Path, sha256: str, page: int) -> bytes:
