@@ -152,6 +152,9 @@ def test_ask_cite_open_source_and_give_feedback(page, server: tuple[str, Path], 
     marked = page.locator('[data-testid="stExpanderDetails"] .gqa-passage mark').first
     marked.wait_for(state="visible")
     assert marked.inner_text().strip()
+    printed = page.locator('[data-testid="stExpanderDetails"] img').first  # the page as printed, beside the text
+    printed.wait_for(state="visible")
+    assert page.evaluate("(img) => img.naturalWidth", printed.element_handle()) > 500
     page.get_by_text("Wrong citation", exact=True).click()
     page.locator('input[aria-label^="Comment"]').fill("checked in the browser test")
     page.get_by_role("button", name="Send feedback").click()
