@@ -37,7 +37,9 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 # 2: the pieces of a cut sentence record the cut and whether the whole sentence reads as an instruction
 #    (same text and chunk ids; chunks cut before carry no such record, so an injection split across two
 #    of them is judged piece by piece until the document is re-cut).
-CHUNKER_VERSION = 2
+# 3: page text read in reading order by position (ingest.layout): boxes whole, columns in turn,
+#    cross-reference residue dropped.
+CHUNKER_VERSION = 3
 
 TokenCounter = Callable[[list[str]], list[int]]
 

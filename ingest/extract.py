@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest import layout
 from rag.errors import GQAError
 from rag.types import Page
 
@@ -102,20 +103,31 @@ _COLUMN_GAP = re.compile(r"(?<=\S) {3,}(?=\S)")
 
 
 def _page_text(page) -> str:
+    """A page's text: pypdf's, reordered by position where its order is wrong (ingest.layout).
+
+    Table rows keep their cells apart (' | ') on pages with a table caption, as the chunker expects.
+    """
+    plain = _plain_text(page)
+    text = layout.page_text(page, plain, cells=bool(_CAPTION.search(plain)))
+    # Normalise the characters pypdf emits for ligatures and odd spaces; keep the words verbatim.
+    text = text.replace("\u00ad", "").replace("\ufb01", "fi").replace("\ufb02", "fl")
+    lines = [_WS.sub(" ", ln).strip() for ln in text.splitlines()]
+    return "\n".join(lines)
+
+
+def _plain_text(page) -> str:
+    """pypdf's text in content-stream order; table pages in its layout mode, cells apart."""
     text = page.extract_text() or ""
     if _CAPTION.search(text):
         # pypdf's plain mode emits a table one cell per line, losing its rows; layout mode keeps each
         # row on one line with its columns spaced apart (about 30% slower, so only on table pages).
         try:
-            layout = page.extract_text(extraction_mode="layout") or ""
+            layout_text = page.extract_text(extraction_mode="layout") or ""
         except Exception:  # noqa: BLE001 - layout mode fails on some fonts; plain text is still fine
-            layout = ""
-        if layout.strip() and not _two_columns(layout):
-            text = "\n".join(_COLUMN_GAP.sub(" | ", ln.strip()) for ln in layout.splitlines())
-    # Normalise the characters pypdf emits for ligatures and odd spaces; keep the words verbatim.
-    text = text.replace("\u00ad", "").replace("\ufb01", "fi").replace("\ufb02", "fl")
-    lines = [_WS.sub(" ", ln).strip() for ln in text.splitlines()]
-    return "\n".join(lines)
+            layout_text = ""
+        if layout_text.strip() and not _two_columns(layout_text):
+            text = "\n".join(_COLUMN_GAP.sub(" | ", ln.strip()) for ln in layout_text.splitlines())
+    return text
 
 
 def _two_columns(layout: str) -> bool:

@@ -1,0 +1,139 @@
+"""Reading order by position (ingest/layout.py): generated PDFs whose content stream is out of reading order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS
+from fpdf import FPDF
+
+from ingest.extract import extract_pdf
+from ingest.layout import clean_residue, intact
+
+LEFT = [f"Left column line {i} tells the reader about warfarin dosing step {i}." for i in range(8)]
+RIGHT = [f"Right column line {i} explains how the INR is monitored at visit {i}." for i in range(8)]
+
+
+def _pdf() -> FPDF:
+    pdf = FPDF(format="A4", unit="pt")
+    pdf.set_auto_page_break(False)
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=9)
+    return pdf
+
+
+def two_columns_line_by_line(path: Path) -> Path:
+    """Two prose columns, written across the page one line at a time (left, right, left, right...)."""
+    pdf = _pdf()
+    for i, (a, b) in enumerate(zip(LEFT, RIGHT, strict=True)):
+        pdf.text(40, 100 + 14 * i, a)
+        pdf.text(310, 100 + 14 * i, b)
+    pdf.output(str(path))
+    return path
+
+
+BEFORE = ["The usual starting dose is 2 to 5 mg once daily and the dose is then adjusted",
+          "according to the INR, which is checked every few days at the start of treatment, but"]
+AFTER = ["more often in elderly patients. Maintenance doses are usually 2 to 10 mg daily.",
+         "Review the INR at every change of interacting medicines."]
+BOX = ["Strong recommendation for", "Give vitamin K to reverse warfarin in major bleeding.",
+       "*Not evaluated using the GRADE framework"]
+
+
+def box_drawn_last(path: Path, top: bool) -> Path:
+    """A column of prose and a shaded box (at the top of the page, or between two parts of a sentence),
+    the box drawn after all the prose, as MAGICapp pages are."""
+    pdf = _pdf()
+    y = 200.0 if top else 100.0
+    for ln in BEFORE:
+        pdf.text(60, y, ln)
+        y += 13
+    box_y = 100.0 if top else y + 4
+    y = y + 10 if top else y + 4 + 14 * len(BOX) + 16
+    for ln in AFTER:
+        pdf.text(60, y, ln)
+        y += 13
+    for i in range(3):  # lines printed below the box, written before it
+        pdf.text(60, y + 13 * i, f"Further advice {i} follows for the pharmacist who dispenses the tablets.")
+    pdf.set_fill_color(220, 235, 250)
+    pdf.rect(50, box_y - 10, 480, 14 * len(BOX) + 8, style="F")
+    for i, ln in enumerate(BOX):
+        pdf.text(60, box_y + 14 * i, ln)
+    pdf.output(str(path))
+    return path
+
+
+def _text(path: Path) -> str:
+    return extract_pdf(path).pages[0].text
+
+
+def test_columns_written_line_by_line_are_read_one_after_another(tmp_path: Path) -> None:
+    text = _text(two_columns_line_by_line(tmp_path / "cols.pdf"))
+    lines = [ln for ln in text.splitlines() if ln]
+    assert lines == LEFT + RIGHT
+
+
+def test_a_box_in_the_middle_of_a_sentence_is_read_after_the_sentence_ends(tmp_path: Path) -> None:
+    text = _text(box_drawn_last(tmp_path / "mid.pdf", top=False))
+    flat = " ".join(text.split())
+    sentence = " ".join(BEFORE + AFTER[:1]).split(". Maintenance")[0]
+    assert sentence in flat, "the sentence the box interrupts is read whole"
+    assert " ".join(BOX) in flat, "the box is read whole"
+    assert flat.index(" ".join(BOX)) > flat.index("more often in elderly patients.")
+
+
+def test_a_box_drawn_last_at_the_top_of_the_page_is_read_first(tmp_path: Path) -> None:
+    text = _text(box_drawn_last(tmp_path / "top.pdf", top=True))
+    flat = " ".join(text.split())
+    assert flat.startswith(" ".join(BOX))
+    assert " ".join(BEFORE + AFTER) in flat
+
+
+def test_the_stream_order_stays_where_nothing_is_out_of_place(tmp_path: Path) -> None:
+    pdf = _pdf()
+    for i, ln in enumerate(BEFORE + AFTER):
+        pdf.text(60, 100 + 13 * i, ln)
+    pdf.output(str(tmp_path / "plain.pdf"))
+    assert [ln for ln in _text(tmp_path / "plain.pdf").splitlines() if ln] == BEFORE + AFTER
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("DOSAGE\n(2)\n(2)\n• Give 2.5 mg (2.4) (2)", "DOSAGE\n• Give 2.5 mg (2.4)"),
+    ("Renal (2.4)\n(\n2\n)\n(\n2\n)\nNext", None),  # pypdf's glyph-per-line form: see below
+    ("155\n(3.1)\n117\n(2.3)", "155\n(3.1)\n117\n(2.3)"),  # table values, not residue
+    ("Cells: (3.1) (2.3)", "Cells: (3.1) (2.3)"),
+])
+def test_cross_reference_residue(raw: str, clean: str | None) -> None:
+    if clean is not None:
+        assert clean_residue(raw) == clean
+
+
+def test_glyph_per_line_references_are_joined_then_dropped_when_repeated(tmp_path: Path) -> None:
+    from ingest.layout import _CHAR_LINES
+
+    raw = "Renal (2.4)\n(\n2\n)\n(\n2\n)\nNext"
+    assert clean_residue(_CHAR_LINES.sub(r"(\1)", raw)) == "Renal (2.4)\nNext"
+
+
+def test_intact_counts_the_plain_lines_kept_whole() -> None:
+    assert intact("a b c d\ne f g h", "e f g h\na b c d") == 1.0
+    assert intact("a b c d\ne f g h", "a b\nc d e f g h") == 1.0  # line breaks do not matter
+    assert intact("a b c d\ne f g h", "a b e f\nc d g h") == 0.0  # words of two lines interleaved
+    assert intact("short\nlines", "anything") == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CORPUS / "who_guidelines_malaria_2023.pdf").exists(), reason="real corpus not found")
+def test_malaria_page_170_keeps_its_recommendation_box_out_of_the_sentence() -> None:
+    """The box drawn last on PDF page 170 no longer splits 'as chloroquine but | by less than quinine'."""
+    import pypdf
+
+    from ingest.extract import _page_text
+
+    reader = pypdf.PdfReader(CORPUS / "who_guidelines_malaria_2023.pdf")
+    text = _page_text(reader.pages[169])
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert lines[0] == "Strong recommendation for" or "Strong recommendation for" in lines[:3]
+    assert any(ln.endswith("same amount as chloroquine but") for ln in lines[-3:])  # continued on p.171
+    assert "Practical info" in text and text.index("*Not evaluated") < text.index("Practical info")
