@@ -342,10 +342,10 @@ def _insert_cut(c: sqlite3.Connection, doc_id: str, cut: int, pages: list[Page],
         [(doc_id, cut, p.number, p.label, p.text, int(p.ocr)) for p in pages],
     )
     c.executemany(
-        f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash, {', '.join(CHUNK_FLAG_COLUMNS)}, cut) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash, {', '.join(CHUNK_FLAG_COLUMNS)}, cut, fields) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [(k.chunk_id, k.doc_id, k.ordinal, k.page, k.page_end, k.page_label, k.section, k.text,
-          k.kind, h, int(k.starts_mid), int(k.ends_mid), int(k.cut_instruction), int(k.ocr), cut)
+          k.kind, h, int(k.starts_mid), int(k.ends_mid), int(k.cut_instruction), int(k.ocr), cut, k.fields)
          for k, h in zip(chunks, hashes, strict=True)],
     )
 
@@ -419,7 +419,13 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
 
 def _add_flag_columns(conn: sqlite3.Connection) -> None:
     """Add the CHUNK_FLAG_COLUMNS and PAGE_FLAG_COLUMNS a file written before them lacks (old rows: 0,
-    as they were read)."""
+    as they were read), and the chunks' structured `fields` (old rows: '')."""
+    if "fields" not in _columns(conn, "chunks"):
+        try:
+            conn.execute("ALTER TABLE chunks ADD COLUMN fields TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError as exc:  # another writer added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
     for table, name in [*(("chunks", c) for c in CHUNK_FLAG_COLUMNS), *(("pages", c) for c in PAGE_FLAG_COLUMNS)]:
         if name not in _columns(conn, table):
             try:
@@ -463,8 +469,9 @@ def _add_cuts(conn: sqlite3.Connection) -> None:
 def _chunk_columns(conn: sqlite3.Connection) -> str:
     """The chunk columns to read: CHUNK_COLUMNS and the flag columns this file has."""
     have = _columns(conn, "chunks")
-    # the cut last, 0 in a file written before it (rag.types.Chunk.cut)
-    return ", ".join([CHUNK_COLUMNS, *(c for c in CHUNK_FLAG_COLUMNS if c in have), "cut" if "cut" in have else "0"])
+    # the cut, then the structured fields, last; 0 and '' in a file written before them (rag.types.Chunk)
+    return ", ".join([CHUNK_COLUMNS, *(c for c in CHUNK_FLAG_COLUMNS if c in have), "cut" if "cut" in have else "0",
+                      "fields" if "fields" in have else "''"])
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -473,9 +480,9 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 def _chunk(row: tuple) -> Chunk:
     # SQLite gives the flags as 0/1, the record holds booleans; the flags read are a prefix of
-    # CHUNK_FLAG_COLUMNS (those the file has), the rest False; the cut comes last
-    flags = [bool(x) for x in row[9:-1]]
-    return Chunk(*[*row[:9], *flags, *[False] * (len(CHUNK_FLAG_COLUMNS) - len(flags)), int(row[-1])])
+    # CHUNK_FLAG_COLUMNS (those the file has), the rest False; the cut and the fields come last
+    flags = [bool(x) for x in row[9:-2]]
+    return Chunk(*[*row[:9], *flags, *[False] * (len(CHUNK_FLAG_COLUMNS) - len(flags)), int(row[-2]), row[-1]])
 
 
 def dumps(obj: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 
@@ -60,7 +61,7 @@ class Chunk:
     page_label: str
     section: str  # section path, e.g. "3 Treatment > 3.2 Inpatient"
     text: str
-    kind: str = "text"  # "text" or "table"
+    kind: str = "text"  # "text", "table", "recommendation" or "boxed_warning"
     # A sentence or row longer than the embedder's window is cut at words into pieces, one chunk each:
     # such a chunk's first unit then continues the chunk before (starts_mid) and/or its last runs on
     # into the next (ends_mid). Recording the cut, rather than one filter's verdict on it, lets every
@@ -77,6 +78,31 @@ class Chunk:
     # cut's chunks and pages are written together and never change, so a quote is checked against the
     # pages of its own chunk's cut, whichever generation a reader holds.
     cut: int = 0
+    # What the passage is beyond its text, as compact JSON: {"table": {"caption", "header", "cells"}} for
+    # a table row, {"recommendation": {"strength", "certainty", "year", "population"}} for a
+    # recommendation record; "" for prose. Kept as text so that the record stays frozen and hashable.
+    fields: str = ""
+
+    @property
+    def table(self) -> dict | None:
+        """A table row's caption, header cells and cells, or None."""
+        return self._field("table")
+
+    @property
+    def recommendation(self) -> dict | None:
+        """A recommendation's strength, certainty of evidence, year and population, or None."""
+        return self._field("recommendation")
+
+    def _field(self, name: str) -> dict | None:
+        if not self.fields:
+            return None
+        value = json.loads(self.fields).get(name)
+        return value if isinstance(value, dict) else None
+
+    @property
+    def public_kind(self) -> str:
+        """`kind` as the JSON shows it: text, table_row, recommendation or boxed_warning."""
+        return "table_row" if self.kind == "table" else self.kind
 
     def embed_text(self, title: str) -> str:
         """The text given to the embedder: title and section path, then the passage."""
@@ -110,6 +136,9 @@ class Hit:
             "text": self.chunk.text,
             "chunk_id": self.chunk.chunk_id,
             "ocr": self.chunk.ocr,
+            "kind": self.chunk.public_kind,
+            "table": self.chunk.table,
+            "recommendation": self.chunk.recommendation,
         }
 
 
@@ -136,6 +165,7 @@ class Citation:
             "quote": self.quote,
             "chunk_id": c.chunk_id,
             "ocr": c.ocr,
+            "kind": c.public_kind,
         }
 
 

@@ -208,3 +208,26 @@ def test_the_cli_never_answers_with_the_injected_dose(tmp_path: Path, settings, 
         out = json.loads(capsys.readouterr().out)
         assert not out["abstained"] and "10 mg" in out["answer"], (question, out["answer"])
         assert "500" not in out["answer"], (question, out["answer"])
+
+
+def test_structured_fields_round_trip_the_store_and_reach_the_json(tmp_path) -> None:
+    """A chunk's `fields` (a table row's cells, a recommendation's strength) is stored and shown."""
+    import json
+
+    from rag.store import Store
+    from rag.types import Page
+
+    store = Store(tmp_path / "gqa.sqlite")
+    fields = json.dumps({"recommendation": {"strength": "strong", "certainty": "low", "year": "2015"}})
+    chunk = Chunk("c1", "d", 0, 1, 1, "1", "2 Treatment", "Give it.", "recommendation", fields=fields)
+    doc = Document(doc_id="d", sha256="s", file_name="d.pdf", title="T", family="f", version="2024",
+                   doc_type="guideline")
+    store.publish([(doc, [Page(1, "1", "Give it.")], [chunk], ["h1"], "/x.pdf")], {},
+                  {"gen_id": "g", "created_at": "now", "embedder_id": "e", "vectors": 1, "documents": 1})
+    back = store.chunks(["c1"])["c1"]
+    store.close()
+    assert back.recommendation == {"strength": "strong", "certainty": "low", "year": "2015"}
+    shown = Hit(back, doc, 1.0, 1).to_json()
+    assert shown["kind"] == "recommendation" and shown["recommendation"]["strength"] == "strong"
+    assert shown["table"] is None
+    assert Hit(Chunk("c2", "d", 1, 1, 1, "1", "", "A | B", "table"), doc, 1.0, 1).to_json()["kind"] == "table_row"
