@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ingest import records
 from ingest.sections import (
     GAP,
     RUN_ON_WORDS,
@@ -39,7 +40,9 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 #    of them is judged piece by piece until the document is re-cut).
 # 3: page text read in reading order by position (ingest.layout): boxes whole, columns in turn,
 #    cross-reference residue dropped.
-CHUNKER_VERSION = 3
+# 4: WHO recommendations are records of their own (kind "recommendation") with strength, certainty
+#    and year (ingest.records).
+CHUNKER_VERSION = 4
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -58,6 +61,7 @@ class Unit:
     starts_mid: bool = False
     ends_mid: bool = False
     cut_instruction: bool = False
+    fields: str = ""  # a recommendation record's strength, certainty and year (ingest.records)
 
 
 def page_units(pages: list[Page]) -> list[Unit]:
@@ -93,11 +97,36 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 units.extend(_table_units(table, page.number, path.text()))
             table = None
 
+        def flush_record(lines: list[str]) -> None:
+            units.append(Unit("recommendation", _join_lines(lines), page.number, page.number, path.text(),
+                              fields=records.fields(lines)))
+
         lines = _mark_records([ln.strip() for ln in page.text.splitlines()], labels, outline)
         skip = False
+        record: list[str] | None = None  # the lines of a recommendation box being read
         for i, line in enumerate(lines):
             if skip:  # the second line of a wrapped heading, already taken
                 skip = False
+                continue
+            if record is not None:
+                if line and not records.box_head(line) and not heading_of(line, outline, labels) \
+                        and len(record) < records.MAX_LINES:
+                    record.append(line)
+                    continue
+                flush_record(record)
+                record = None
+            if records.box_head(line):
+                flush_table()
+                flush_para()
+                record = [line]
+                continue
+            start = records.statement_start(para) if i + 1 < len(lines) and table is None else None
+            if start is not None and records.strength_below(line, lines[i + 1]):
+                statement = para[start:]  # 'Recommendation 3 ...' up to here, then strength and certainty
+                del para[start:]
+                flush_para()
+                flush_record([*statement, line, lines[i + 1]])
+                skip = True
                 continue
             if not line:  # a blank line ends a paragraph, and separates rows inside a table
                 if table is not None:
@@ -134,6 +163,8 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 table = [line]
                 continue
             para.append(line)
+        if record is not None:
+            flush_record(record)
         flush_table()
         # carry an unfinished sentence over the page break (not a record: it ends where its page does)
         text = _join_lines(para)
@@ -283,7 +314,7 @@ def chunk_pages(
         if not group:
             return
         first = group[0]
-        kind = "table" if first.kind == "table" else "text"
+        kind = first.kind if first.kind in ("table", "recommendation") else "text"
         text = ("\n" if kind == "table" else " ").join(u.text for u in group)
         if first.table_head:  # a blank line parts the caption and header rows from the rows (rag.verify reads it)
             text = f"{first.table_head}{TABLE_HEAD_END}{text}"
@@ -292,14 +323,14 @@ def chunk_pages(
         chunks.append(Chunk(cid, doc_id, ordinal, first.page, max(u.page_end for u in group),
                             labels.get(first.page, str(first.page)), first.section, text, kind,
                             starts_mid=first.starts_mid, ends_mid=group[-1].ends_mid,
-                            cut_instruction=any(u.cut_instruction for u in group)))
+                            cut_instruction=any(u.cut_instruction for u in group), fields=first.fields))
 
     used = 0
     for u in units:
         budget = min(body_tokens, max_tokens - 2 - prefix_cost[u.section])
         cost = sizes[u.text] + 1
         head_cost = sizes.get(u.table_head, 0) + 1 if u.table_head else 0
-        same = group and group[-1].section == u.section and group[-1].kind == u.kind and (
+        same = group and group[-1].section == u.section and group[-1].kind == u.kind != "recommendation" and (
             group[-1].table_head == u.table_head) and group[-1].page_end >= u.page - (u.kind == "table")
         if same and used + cost <= budget:
             group.append(u)
@@ -317,7 +348,7 @@ def chunk_pages(
             injected = len(pieces) > 1 and looks_like_instruction(u.text)
             for i, piece in enumerate(pieces):
                 group = [Unit(u.kind, piece, u.page, u.page_end, u.section, u.table_head, starts_mid=i > 0,
-                              ends_mid=i < len(pieces) - 1, cut_instruction=injected)]
+                              ends_mid=i < len(pieces) - 1, cut_instruction=injected, fields=u.fields)]
                 emit()
             group, used = [], 0
     emit()
