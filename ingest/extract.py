@@ -107,6 +107,10 @@ def _page_text(page) -> str:
 
     Table rows keep their cells apart (' | ') on pages with a table caption, as the chunker expects.
     """
+    try:
+        layout.content_stream(page)  # parsed once, for pypdf's plain text and for the layout alike
+    except Exception:  # noqa: BLE001 - a stream pypdf cannot parse: its own extraction reports it
+        pass
     plain = _plain_text(page)
     text = layout.page_text(page, plain, cells=bool(_CAPTION.search(plain)))
     # Normalise the characters pypdf emits for ligatures and odd spaces; keep the words verbatim.
