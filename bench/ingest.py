@@ -2,10 +2,15 @@
 `SentenceTransformer.encode` floor, an unchanged re-ingest, and new versions of one document.
 
     python bench/ingest.py [--corpus DIR] [--threads N] [--extract-workers N] [--batch-size N] [--json PATH]
+    python bench/ingest.py --counts-only HOME
 
 Prints Markdown tables (copied into the '## Ingest' section of bench/RESULTS.md by hand, with the
-load at the time). A benchmark, not a test: it never fails on a time. On a shared host, compare the
-CPU-second columns as well as wall time: they move far less with other people's load.
+load at the time), and per document what the reading found: tables, table rows whose cells match
+their header, recommendation records, boxed warnings, OCR pages. `--counts-only HOME` prints only that
+table for an existing home, in seconds, without ingesting (it reads a copy of the database: nothing is
+written into HOME; run it on a home no ingest is writing to). A benchmark, not a test: it never fails
+on a time. On a shared host, compare the CPU-second columns as well as wall time: they move far less
+with other people's load.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest.pipeline import IngestReport, ingest  # noqa: E402
+from ingest.sections import GAP  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
 from rag.store import Store  # noqa: E402
+from rag.types import Chunk, Page  # noqa: E402
+from rag.verify import table_parts  # noqa: E402
 
 log = logging.getLogger("bench.ingest")
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -166,6 +174,79 @@ def later_table(first: tuple[IngestReport, dict], later: list[tuple[str, IngestR
     return "\n".join(lines)
 
 
+COUNT_COLUMNS = ("pages", "chunks", "tables", "table rows", "rows matching header", "recommendations",
+                 "boxed warnings", "OCR pages")
+
+
+def document_counts(chunks: list[Chunk], pages: list[Page]) -> dict[str, int]:
+    """What the reading found in one document: tables (distinct caption and header among its table chunks),
+    table rows and those with as many cells as their header, recommendation records, boxed warnings, OCR pages.
+
+    Cells come from Chunk.table where the chunk has them, else from the row's ' | ' splits against its
+    header line's (the last line of the head that is not the caption). A headless row matches nothing.
+    Example: one chunk 'Table 1. Doses\\nGroup | Dose\\n\\nAdults | 10 mg\\nChildren' -> tables 1,
+        table rows 2, rows matching header 1
+    """
+    tables: set[tuple] = set()
+    rows = matching = 0
+    for c in chunks:
+        if c.kind != "table":
+            continue
+        head, header, cells = _table_rows(c)
+        if head:
+            tables.add(head)
+        rows += len(cells)
+        matching += sum(bool(header) and len(r) == len(header) for r in cells)
+    return {"pages": len(pages), "chunks": len(chunks), "tables": len(tables), "table rows": rows,
+            "rows matching header": matching,
+            "recommendations": sum(c.kind == "recommendation" for c in chunks),
+            "boxed warnings": sum(c.kind == "boxed_warning" for c in chunks),
+            "OCR pages": sum(p.ocr for p in pages)}
+
+
+def _table_rows(c: Chunk) -> tuple[tuple, list[str], list[list[str]]]:
+    """A table chunk's (table identity, header cells, each row's cells)."""
+    from ingest.chunk import CAPTION
+
+    t = c.table
+    if t is not None:
+        header = [str(x) for x in t.get("header") or []]
+        cells = t.get("cells") or []
+        rows = cells if cells and all(isinstance(r, list) for r in cells) else [cells]
+        return (t.get("caption") or "", tuple(header)), header, [[str(x) for x in r] for r in rows if r]
+    head, body = table_parts(c.text)
+    named = [ln for ln in head if not CAPTION.match(ln)]
+    header = named[-1].split(GAP) if named else []
+    return tuple(head), header, [r.split(GAP) for r in body]
+
+
+def home_counts(home: Path) -> list[tuple[str, dict[str, int]]]:
+    """(file name, document_counts) for every document of a home, each at its current cut. The database is
+    copied first (with its write-ahead log, if any) and the copy read, so nothing is written into `home`."""
+    src = home / "gqa.sqlite"
+    if not src.is_file():
+        raise SystemExit(f"{src} not found: --counts-only needs a home with an ingested corpus")
+    with tempfile.TemporaryDirectory(prefix="gqa-bench-counts-") as tmp:
+        for suffix in ("", "-wal"):
+            if (home / f"gqa.sqlite{suffix}").exists():
+                shutil.copyfile(home / f"gqa.sqlite{suffix}", Path(tmp) / f"gqa.sqlite{suffix}")
+        store = Store(Path(tmp) / "gqa.sqlite", readonly=True)
+        try:
+            return [(d.file_name, document_counts(store.chunks_of(d.doc_id), store.pages(d.doc_id)))
+                    for d in store.documents()]
+        finally:
+            store.close()
+
+
+def counts_table(counts: list[tuple[str, dict[str, int]]]) -> str:
+    """The per-document counts as a Markdown table, with a total row."""
+    lines = ["| document | " + " | ".join(COUNT_COLUMNS) + " |", "| --- |" + " ---: |" * len(COUNT_COLUMNS)]
+    for name, n in sorted(counts):
+        lines.append(f"| {name} | " + " | ".join(str(n[k]) for k in COUNT_COLUMNS) + " |")
+    lines.append("| **total** | " + " | ".join(str(sum(n[k] for _, n in counts)) for k in COUNT_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,6 +256,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="encode batch size (default: Settings)")
     p.add_argument("--doc", default="fda_warfarin_label_2025.pdf", help="document re-ingested as a new version")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
+    p.add_argument("--counts-only", type=Path, metavar="HOME",
+                   help="only print the per-document counts of an existing home (no ingest; HOME is not written)")
     return p.parse_args(argv)
 
 
@@ -182,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run every scenario in one process and print the tables."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.counts_only:
+        print(counts_table(home_counts(args.counts_only)))
+        return 0
     if not args.corpus.is_dir():
         print(f"corpus folder {args.corpus} not found; pass --corpus DIR", file=sys.stderr)
         return 1
@@ -198,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         workers = args.extract_workers
         first = run_ingest([args.corpus], settings, embedder, workers)
         rss = peak_rss_mb()
+        counts = home_counts(settings.home)
         texts = embedded_texts(settings.home)
         fl = floor(embedder, texts)
         trunc = truncation(embedder, texts)
@@ -220,10 +307,11 @@ def main(argv: list[str] | None = None) -> int:
           f"({torch.get_num_threads()} threads), batch {embedder.batch_size}\n")
     print(first_table(*first, fl, trunc, rss) + "\n")
     print(later_table(first, later) + "\n")
+    print(counts_table(counts) + "\n")
     print(f"reference: {LLAMA_INDEX}")
     if args.json:
         raw = {"machine": info, "first": {"report": first[0].to_json(), **first[1]}, "floor": fl,
-               "truncation": trunc, "peak_rss_mb": rss,
+               "truncation": trunc, "peak_rss_mb": rss, "counts": dict(counts),
                "later": [{"run": n, "report": r.to_json(), **m} for n, r, m, _ in later]}
         args.json.write_text(json.dumps(raw, indent=2))
     return 0

@@ -90,9 +90,10 @@ def extract_pdf(source: Path | PdfBytes, ocr: OcrHook | None = None) -> Extracte
     if sum(len(t.strip()) for t in raw) < 20 * max(1, n // 10):
         raise BadDocument(f"{name}: no extractable text; OCR is not supported unless asked for "
                           "(a scanned PDF? ingest it with --ocr)")
-    cleaned = strip_running_lines(raw)
+    cleaned, dropped = split_running_lines(raw)
     pages = [
-        Page(number=i + 1, label=labels[i], text=cleaned[i], outline=tuple(outline.get(i + 1, ())))
+        Page(number=i + 1, label=labels[i], text=cleaned[i], outline=tuple(outline.get(i + 1, ())),
+             dropped=dropped[i])
         for i in range(n)
     ]
     return Extracted(title=title, pages=pages, meta_year=meta_year)
@@ -213,8 +214,17 @@ def strip_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5)
 
     Example: ['Hdr\\nA\\nPage 1', 'Hdr\\nB\\nPage 2'] -> ['A', 'B']
     """
+    return split_running_lines(pages, edge, min_share)[0]
+
+
+def split_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5
+                        ) -> tuple[list[str], list[tuple[str, ...]]]:
+    """strip_running_lines, with the lines dropped from each page, in page order (Page.dropped).
+
+    Example: ['Hdr\\nA\\nPage 1', 'Hdr\\nB\\nPage 2'] -> (['A', 'B'], [('Hdr', 'Page 1'), ('Hdr', 'Page 2')])
+    """
     if len(pages) < 2:
-        return pages
+        return pages, [() for _ in pages]
     split = [p.splitlines() for p in pages]
     counts: Counter[str] = Counter()
     edges = []
@@ -225,12 +235,14 @@ def strip_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5)
         counts.update({_key(lines[i]) for i in cand})
     need = max(2, int(len(pages) * min_share + 0.999))
     running = {k for k, c in counts.items() if c >= need and k}
-    out = []
+    out: list[str] = []
+    dropped: list[tuple[str, ...]] = []
     for lines, cand in zip(split, edges, strict=True):
         drop = {i for i in cand if _key(lines[i]) in running}
         kept = [ln for i, ln in enumerate(lines) if i not in drop]
         out.append(re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n"))  # blank lines mark paragraphs
-    return out
+        dropped.append(tuple(lines[i] for i in sorted(drop)))
+    return out, dropped
 
 
 def _key(line: str) -> str:

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_family ON documents(family);
 CREATE TABLE IF NOT EXISTS pages (
     doc_id TEXT NOT NULL, cut INTEGER NOT NULL DEFAULT 0, number INTEGER NOT NULL, label TEXT NOT NULL,
-    text TEXT NOT NULL, ocr INTEGER NOT NULL DEFAULT 0,
+    text TEXT NOT NULL, ocr INTEGER NOT NULL DEFAULT 0, dropped TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (doc_id, cut, number)
 );
 CREATE TABLE IF NOT EXISTS chunks (
@@ -73,6 +73,8 @@ CHUNK_CUT_COLUMNS = ("starts_mid", "ends_mid", "cut_instruction")
 CHUNK_FLAG_COLUMNS = (*CHUNK_CUT_COLUMNS, "ocr")
 # Page columns added since schema 1 (0 before): whether OCR read the page.
 PAGE_FLAG_COLUMNS = ("ocr",)
+# ... and the lines dropped from it as running header or footer, a JSON list ('' in rows written before
+# they were recorded: not known, which is not the same as none).
 
 
 class Store:
@@ -114,6 +116,7 @@ class Store:
             # False only in a schema-1 file opened read-only: one cut per document, rows without `cut`
             self._cuts = "cut" in _columns(self.conn, "pages")
             self._page_ocr = "ocr" in _columns(self.conn, "pages")
+            self._page_dropped = "dropped" in _columns(self.conn, "pages")
         except BaseException as exc:
             self.conn.close()
             if isinstance(exc, sqlite3.OperationalError):  # locked, disk I/O, read-only folder: not damage
@@ -183,11 +186,21 @@ class Store:
     def pages(self, doc_id: str, cut: int | None = None) -> list[Page]:
         """The cleaned pages of one document as cut `cut` read them (default: its current cut)."""
         ocr = "ocr" if self._page_ocr else "0"  # a file written before the column: no page was OCR'd
+        dropped = "dropped" if self._page_dropped else "''"  # ... and nothing recorded as dropped
         where, args = self._of_cut(doc_id, cut)
         rows = self.conn.execute(
-            f"SELECT number, label, text, {ocr} FROM pages WHERE {where} ORDER BY number", args
+            f"SELECT number, label, text, {ocr}, {dropped} FROM pages WHERE {where} ORDER BY number", args
         ).fetchall()
-        return [Page(n, lab, t, ocr=bool(o)) for n, lab, t, o in rows]
+        return [Page(n, lab, t, ocr=bool(o), dropped=tuple(json.loads(d)) if d else ()) for n, lab, t, o, d in rows]
+
+    def dropped_recorded(self, doc_id: str, cut: int | None = None) -> bool:
+        """Whether the running lines dropped from this cut's pages were recorded (False for pages written
+        before they were: Page.dropped then reads as none, which is not known)."""
+        if not self._page_dropped:
+            return False
+        where, args = self._of_cut(doc_id, cut)
+        row = self.conn.execute(f"SELECT 1 FROM pages WHERE {where} AND dropped != '' LIMIT 1", args).fetchone()
+        return row is not None
 
     def page_text(self, doc_id: str, number: int, cut: int | None = None) -> str | None:
         """The cleaned text of one page as cut `cut` read it (default: the current cut), or None.
@@ -338,8 +351,9 @@ def _insert_cut(c: sqlite3.Connection, doc_id: str, cut: int, pages: list[Page],
                 hashes: list[str]) -> None:
     """Write one cut of a document: its pages and its chunks (whose `cut` is `cut`)."""
     c.executemany(
-        "INSERT INTO pages(doc_id, cut, number, label, text, ocr) VALUES (?,?,?,?,?,?)",
-        [(doc_id, cut, p.number, p.label, p.text, int(p.ocr)) for p in pages],
+        "INSERT INTO pages(doc_id, cut, number, label, text, ocr, dropped) VALUES (?,?,?,?,?,?,?)",
+        [(doc_id, cut, p.number, p.label, p.text, int(p.ocr), json.dumps(list(p.dropped), ensure_ascii=False))
+         for p in pages],
     )
     c.executemany(
         f"INSERT OR IGNORE INTO chunks({CHUNK_COLUMNS}, content_hash, {', '.join(CHUNK_FLAG_COLUMNS)}, cut, fields) "
@@ -419,13 +433,14 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
 
 def _add_flag_columns(conn: sqlite3.Connection) -> None:
     """Add the CHUNK_FLAG_COLUMNS and PAGE_FLAG_COLUMNS a file written before them lacks (old rows: 0,
-    as they were read), and the chunks' structured `fields` (old rows: '')."""
-    if "fields" not in _columns(conn, "chunks"):
-        try:
-            conn.execute("ALTER TABLE chunks ADD COLUMN fields TEXT NOT NULL DEFAULT ''")
-        except sqlite3.OperationalError as exc:  # another writer added it meanwhile
-            if "duplicate column" not in str(exc):
-                raise
+    as they were read), the chunks' structured `fields` and the pages' `dropped` lines (old rows: '')."""
+    for table, name in (("chunks", "fields"), ("pages", "dropped")):
+        if name not in _columns(conn, table):
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
+            except sqlite3.OperationalError as exc:  # another writer added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
     for table, name in [*(("chunks", c) for c in CHUNK_FLAG_COLUMNS), *(("pages", c) for c in PAGE_FLAG_COLUMNS)]:
         if name not in _columns(conn, table):
             try:

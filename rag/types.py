@@ -29,6 +29,9 @@ class Page:
     outline: tuple[tuple[int, str], ...] = ()
     # The text was read by OCR from an image of the page (`ingest --ocr`): characters may be misread.
     ocr: bool = False
+    # The lines removed from the text as running header or footer (ingest.extract.split_running_lines),
+    # as printed: kept so that a knowledge team can check what the product left out (`inspect`).
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from rag.config import Settings
 from rag.errors import ConfigError
 from rag.snapshot import database_path
 from rag.types import sha256_hex
-from ui import feedback, recut, services, views
+from ui import feedback, inspection, recut, services, views
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def main() -> None:
     recut.section(settings, qa.engine.embedder)  # only when documents were cut by an older release
     _upload(settings, qa.engine.embedder)
     _folder(settings, qa.engine.embedder)
+    inspection.section(settings)  # how a chosen document's page was read (`guideline-qa inspect`)
     _recent_feedback(settings)
 
 
