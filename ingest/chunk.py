@@ -22,7 +22,7 @@ from ingest.sections import (
     repeated_labels,
     run_on,
 )
-from rag.text import split_sentences
+from rag.text import split_sentences, squash
 from rag.types import Chunk, Page, sha256_hex
 from rag.verify import TABLE_HEAD_END, looks_like_instruction
 
@@ -42,7 +42,8 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 #    cross-reference residue dropped.
 # 4: WHO recommendations are records of their own (kind "recommendation") with strength, certainty
 #    and year (ingest.records).
-CHUNKER_VERSION = 4
+# 5: the sentences of an FDA boxed warning are chunks of their own, of kind "boxed_warning".
+CHUNKER_VERSION = 5
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -73,6 +74,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
     pending_page = 0
     for page in pages:
         outline = {" ".join(t.split()).lower() for _, t in page.outline}
+        boxed = [squash(b) for b in page.boxed]  # the page's boxed warnings, to mark their sentences
         para: list[str] = []
         table: list[str] | None = None
 
@@ -89,7 +91,8 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 units.append(Unit("table", text, start, page.number, path.text()))
                 return
             for i, sent in enumerate(split_sentences(text)):
-                units.append(Unit("text", sent, start if i == 0 else page.number, page.number, path.text()))
+                kind = "boxed_warning" if _in_box(sent, boxed) else "text"
+                units.append(Unit(kind, sent, start if i == 0 else page.number, page.number, path.text()))
 
         def flush_table() -> None:
             nonlocal table
@@ -232,6 +235,18 @@ def _continues_item(before: list[str], after: list[str], labels: frozenset[str])
     return not following or bool(LIST_ITEM.match(following)) or only_labels(following, labels)
 
 
+def _in_box(sentence: str, boxed: list[str]) -> bool:
+    """Whether a sentence (of three words or more) is printed inside one of the page's boxed warnings.
+
+    Example: ('Warfarin can cause major bleeding.', [squash('WARNING: ... Warfarin can cause major
+    bleeding. ...')]) -> True
+    """
+    if not boxed or len(sentence.split()) < 3:
+        return False
+    s = squash(sentence)
+    return any(s in b for b in boxed)
+
+
 def _prose_after_grid(table: list[str], line: str) -> bool:
     """True for a sentence after a blank line below a gridded table: the text that follows the table.
 
@@ -314,7 +329,7 @@ def chunk_pages(
         if not group:
             return
         first = group[0]
-        kind = first.kind if first.kind in ("table", "recommendation") else "text"
+        kind = first.kind if first.kind in ("table", "recommendation", "boxed_warning") else "text"
         text = ("\n" if kind == "table" else " ").join(u.text for u in group)
         if first.table_head:  # a blank line parts the caption and header rows from the rows (rag.verify reads it)
             text = f"{first.table_head}{TABLE_HEAD_END}{text}"

@@ -76,7 +76,8 @@ def extract_pdf(source: Path | PdfBytes, ocr: OcrHook | None = None) -> Extracte
         n = len(reader.pages)
         labels = _labels(reader, n)
         outline = _outline(reader)
-        raw = [_page_text(p) for p in reader.pages]
+        read = [_page_reading(p) for p in reader.pages]
+        raw = [text for text, _ in read]
         title = _title(reader, name)
         meta_year = _meta_year(reader)
     except BadDocument:
@@ -93,7 +94,7 @@ def extract_pdf(source: Path | PdfBytes, ocr: OcrHook | None = None) -> Extracte
     cleaned, dropped = split_running_lines(raw)
     pages = [
         Page(number=i + 1, label=labels[i], text=cleaned[i], outline=tuple(outline.get(i + 1, ())),
-             dropped=dropped[i])
+             dropped=dropped[i], boxed=read[i][1])
         for i in range(n)
     ]
     return Extracted(title=title, pages=pages, meta_year=meta_year)
@@ -104,7 +105,13 @@ _COLUMN_GAP = re.compile(r"(?<=\S) {3,}(?=\S)")
 
 
 def _page_text(page) -> str:
-    """A page's text: pypdf's, reordered by position where its order is wrong (ingest.layout).
+    """A page's text: pypdf's, reordered by position where its order is wrong (ingest.layout)."""
+    return _page_reading(page)[0]
+
+
+def _page_reading(page) -> tuple[str, tuple[str, ...]]:
+    """A page's text (pypdf's, reordered by position where its order is wrong: ingest.layout) and the
+    text of the boxed warnings printed on it.
 
     Table rows keep their cells apart (' | ') on pages with a table caption, as the chunker expects.
     """
@@ -113,11 +120,14 @@ def _page_text(page) -> str:
     except Exception:  # noqa: BLE001 - a stream pypdf cannot parse: its own extraction reports it
         pass
     plain = _plain_text(page)
-    text = layout.page_text(page, plain, cells=bool(_CAPTION.search(plain)))
-    # Normalise the characters pypdf emits for ligatures and odd spaces; keep the words verbatim.
+    text, boxed = layout.read_page(page, plain, cells=bool(_CAPTION.search(plain)))
+    return _normalise(text), tuple(_normalise(b) for b in boxed)
+
+
+def _normalise(text: str) -> str:
+    """The characters pypdf emits for ligatures and odd spaces normalised; the words kept verbatim."""
     text = text.replace("\u00ad", "").replace("\ufb01", "fi").replace("\ufb02", "fl")
-    lines = [_WS.sub(" ", ln).strip() for ln in text.splitlines()]
-    return "\n".join(lines)
+    return "\n".join(_WS.sub(" ", ln).strip() for ln in text.splitlines())
 
 
 def _plain_text(page) -> str:

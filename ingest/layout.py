@@ -52,6 +52,8 @@ BOX_MAX_AREA = 0.6
 # ... and at least this share of the page wide: recommendation boxes, boxed warnings and Highlights
 # columns are; the shaded cells of a formulary's record table are not (they are read in stream order).
 BOX_WIDTH = 0.4
+# A bar of a frame is at most this thick (points): FDA boxed warnings are framed by 3-4 point bars.
+BAR = 5.0
 
 XREF = r"\(\s*\d+(?:\.\d+)*(?:\s*,\s*\d+(?:\.\d+)*)*\s*\)"
 _XREF_LINE = re.compile(rf"^(?:{XREF}\s*)+$")
@@ -130,29 +132,57 @@ class Block:
 
 
 def page_text(page, plain: str, cells: bool = False) -> str:
-    """The page's text: read by position where the content stream's order is wrong, else `plain`
-    (pypdf's text in stream order); cross-reference residue removed from either.
+    """The page's text (read_page without the boxed warnings)."""
+    return read_page(page, plain, cells)[0]
 
-    Position wins only when it moves something: columns the stream interleaves, or a box drawn out of
-    place (then it must keep at least INTACT of plain's lines whole). Where pypdf misplaces runs over
-    one another (after some superscript references), the stream's order is kept. `cells`: join table
-    cells with ' | '.
+
+def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ...]]:
+    """The page's text, and the text of the boxed warnings printed on it.
+
+    The text is read by position where the content stream's order is wrong, else it is `plain`
+    (pypdf's text in stream order); cross-reference residue is removed from either. Position wins
+    only when it moves something: columns the stream interleaves, or a box drawn out of place (then
+    it must keep at least INTACT of plain's lines whole). Where pypdf misplaces runs over one another
+    (after some superscript references), the stream's order is kept and no box is reported.
+    `cells`: join table cells with ' | '.
     """
     plain = clean_residue(_CHAR_LINES.sub(r"(\1)", plain))
     try:
         found = _runs_and_boxes(page)
     except Exception as exc:  # noqa: BLE001 - pypdf internals on unusual content: plain text instead
         log.debug("layout unreadable (%s: %s); plain text", type(exc).__name__, exc)
-        return plain
-    if found is None:
-        return plain
+        return plain, ()
+    if found is None or _misplaced(found[0]):
+        return plain, ()
     runs, boxes = found
-    if _misplaced(runs):
-        return plain
     text, moved = read(runs, boxes, cells=cells)
+    warnings = boxed_warnings(runs)
     if moved == "columns" or (moved == "box" and intact(plain, text) >= INTACT):
-        return text
-    return plain
+        return text, warnings
+    return plain, warnings
+
+
+# A box holding an FDA boxed warning: it opens with 'WARNING: ...' (or 'BOXED WARNING'), or points to
+# the complete one ('See full prescribing information for complete boxed warning').
+WARNING = re.compile(r"^(?:BOXED\s+)?WARNING\b|complete boxed warning", re.M)
+
+
+def boxed_warnings(runs: list[Run]) -> tuple[str, ...]:
+    """The text of each box (runs already assigned by read) that holds a boxed warning, lines joined.
+
+    Example: a framed box reading 'WARNING: BLEEDING RISK' / 'Warfarin can cause major bleeding.'
+    -> ('WARNING: BLEEDING RISK Warfarin can cause major bleeding.',)
+    """
+    by_box: dict[int, list[Run]] = {}
+    for r in runs:
+        if r.box >= 0:
+            by_box.setdefault(r.box, []).append(r)
+    out = []
+    for box_runs in by_box.values():
+        lines = [ln.text(False) for ln in _lines(box_runs)]
+        if len(lines) >= BOX_LINES and WARNING.search("\n".join(lines)):
+            out.append(" ".join(lines))
+    return tuple(out)
 
 
 def _misplaced(runs: list[Run]) -> bool:
@@ -364,8 +394,8 @@ def _grid_cell(r: tuple[float, float, float, float], rects: list[tuple[float, fl
 
 def _frames(rects: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
     """Boxes drawn as four thin bars: two horizontal bars of one width joined by vertical bars at both ends."""
-    flat = [r for r in rects if r[3] - r[1] <= 3 and r[2] - r[0] >= 40]
-    tall = [r for r in rects if r[2] - r[0] <= 3 and r[3] - r[1] >= 10]
+    flat = [r for r in rects if r[3] - r[1] <= BAR and r[2] - r[0] >= 40]
+    tall = [r for r in rects if r[2] - r[0] <= BAR and r[3] - r[1] >= 10]
     out = []
     for top in flat:
         for bottom in flat:

@@ -32,6 +32,9 @@ class Page:
     # The lines removed from the text as running header or footer (ingest.extract.split_running_lines),
     # as printed: kept so that a knowledge team can check what the product left out (`inspect`).
     dropped: tuple[str, ...] = ()
+    # The text of each boxed warning printed on the page (ingest.layout.boxed_warnings), for the
+    # chunker to mark its sentences; not stored (the chunks carry their kind).
+    boxed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -137,3 +137,32 @@ def test_malaria_page_170_keeps_its_recommendation_box_out_of_the_sentence() -> 
     assert lines[0] == "Strong recommendation for" or "Strong recommendation for" in lines[:3]
     assert any(ln.endswith("same amount as chloroquine but") for ln in lines[-3:])  # continued on p.171
     assert "Practical info" in text and text.index("*Not evaluated") < text.index("Practical info")
+
+
+def framed_warning(path: Path) -> Path:
+    """A label page: a boxed warning framed by four thin bars, then ordinary sections."""
+    pdf = _pdf()
+    lines = ["WARNING: BLEEDING RISK", "Warfarin sodium can cause major or fatal bleeding.",
+             "Perform regular monitoring of INR in all treated patients."]
+    for i, ln in enumerate(lines):
+        pdf.text(60, 100 + 13 * i, ln)
+    pdf.set_fill_color(0, 0, 0)
+    for x, y, w, h in [(50, 86, 480, 3), (50, 138, 480, 3), (50, 86, 3, 55), (527, 86, 3, 55)]:
+        pdf.rect(x, y, w, h, style="F")
+    for i, ln in enumerate(["INDICATIONS AND USAGE", "Warfarin sodium is indicated for the prophylaxis of "
+                            "venous thrombosis.", "Take it at the same time every day with a glass of water."]):
+        pdf.text(60, 170 + 13 * i, ln)
+    pdf.output(str(path))
+    return path
+
+
+def test_the_sentences_of_a_framed_boxed_warning_are_marked(tmp_path: Path) -> None:
+    from ingest.chunk import chunk_pages
+
+    ext = extract_pdf(framed_warning(tmp_path / "label.pdf"))
+    assert ext.pages[0].boxed and "can cause major or fatal bleeding" in ext.pages[0].boxed[0]
+    chunks = chunk_pages("d", "WARFARIN", ext.pages, lambda ts: [len(t.split()) for t in ts], 256, 200, 0)
+    boxed = " ".join(c.text for c in chunks if c.kind == "boxed_warning")
+    other = " ".join(c.text for c in chunks if c.kind != "boxed_warning")
+    assert "major or fatal bleeding" in boxed and "monitoring of INR" in boxed
+    assert "prophylaxis of venous thrombosis" in other and "bleeding" not in other
