@@ -245,6 +245,12 @@ def split_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5
         counts.update({_key(lines[i]) for i in cand})
     need = max(2, int(len(pages) * min_share + 0.999))
     running = {k for k, c in counts.items() if c >= need and k}
+    seen: dict[str, list[tuple[int, str]]] = {}
+    for n, (lines, cand) in enumerate(zip(split, edges, strict=True)):
+        for i in cand:
+            if _key(lines[i]) in running:
+                seen.setdefault(_key(lines[i]), []).append((n, lines[i].strip()))
+    running = {k for k in running if _page_numbered(seen.get(k, []))}
     out: list[str] = []
     dropped: list[tuple[str, ...]] = []
     for lines, cand in zip(split, edges, strict=True):
@@ -253,6 +259,26 @@ def split_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5
         out.append(re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n"))  # blank lines mark paragraphs
         dropped.append(tuple(lines[i] for i in sorted(drop)))
     return out, dropped
+
+
+def _page_numbered(lines: list[tuple[int, str]]) -> bool:
+    """Whether lines that differ only in numbers differ as a page number does (or not at all).
+
+    A running header or footer repeats one text, or counts the pages ('Page 3 of 9', '61'): one of its
+    numbers minus the page's index is the same on most of its pages. Body lines that share a pattern
+    ('Dose 2 mg daily' / 'Dose 5 mg daily') are not running lines. Roman page numbers are trusted.
+    Example: [(0, 'Page 1 of 9'), (1, 'Page 2 of 9')] -> True; [(0, 'Give 5 mg'), (1, 'Give 10 mg')] -> False
+    """
+    if len({text for _, text in lines}) <= 1 or any(_ROMAN.fullmatch(w) for _, t in lines
+                                                     for w in _WORD.findall(t.lower())):
+        return True
+    numbers = [(n, [int(d) for d in _DIGITS.findall(t)]) for n, t in lines]
+    for pos in range(max(len(ns) for _, ns in numbers)):
+        offsets = Counter(ns[pos] - n for n, ns in numbers if len(ns) > pos)
+        best = offsets.most_common(1)[0][1] if offsets else 0
+        if best >= 2 and best * 2 >= len(lines):
+            return True
+    return False
 
 
 def _key(line: str) -> str:

@@ -565,3 +565,14 @@ def test_record_list_sections_in_a_generated_pdf(tmp_path: Path, hash_embedder) 
         ("text", f"{top} > {access}"),  # the note after the last medicine
         ("text", "6 ANTI-INFECTIVE MEDICINES > 6.3 Antifungal medicines"),
     ]
+
+
+def test_edge_lines_that_differ_by_a_dose_are_not_running_lines() -> None:
+    """Lines at the page edges that share a pattern but not a page number stay (only page counters and
+    repeated text are running lines)."""
+    from ingest.extract import strip_running_lines
+
+    pages = ["Hdr\nA\nGive 5 mg daily", "Hdr\nB\nGive 10 mg daily", "Hdr\nC\nGive 20 mg daily"]
+    assert strip_running_lines(pages) == ["A\nGive 5 mg daily", "B\nGive 10 mg daily", "C\nGive 20 mg daily"]
+    counted = ["Hdr\nA\nPage 3 of 9", "Hdr\nB\nPage 4 of 9", "Hdr\nC\nPage 5 of 9"]
+    assert strip_running_lines(counted) == ["A", "B", "C"]
