@@ -264,21 +264,32 @@ def split_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5
 def _page_numbered(lines: list[tuple[int, str]]) -> bool:
     """Whether lines that differ only in numbers differ as a page number does (or not at all).
 
-    A running header or footer repeats one text, or counts the pages ('Page 3 of 9', '61'): one of its
-    numbers minus the page's index is the same on most of its pages. Body lines that share a pattern
-    ('Dose 2 mg daily' / 'Dose 5 mg daily') are not running lines. Roman page numbers are trusted.
+    A running header or footer repeats one text, or counts the pages, and a page number stands at the
+    start or the end of its line, or reads 'N of M' or 'N/M' at its end ('12', 'Guideline | Page 3',
+    '170 of 451', 'Page 3 of 9', '... label 1/3'). Body lines that share a pattern ('Give 5 mg daily' /
+    'Give 10 mg daily') are not running lines. Roman page numbers are trusted as before.
     Example: [(0, 'Page 1 of 9'), (1, 'Page 2 of 9')] -> True; [(0, 'Give 5 mg'), (1, 'Give 10 mg')] -> False
     """
     if len({text for _, text in lines}) <= 1 or any(_ROMAN.fullmatch(w) for _, t in lines
                                                      for w in _WORD.findall(t.lower())):
         return True
-    numbers = [(n, [int(d) for d in _DIGITS.findall(t)]) for n, t in lines]
-    for pos in range(max(len(ns) for _, ns in numbers)):
-        offsets = Counter(ns[pos] - n for n, ns in numbers if len(ns) > pos)
-        best = offsets.most_common(1)[0][1] if offsets else 0
-        if best >= 2 and best * 2 >= len(lines):
-            return True
-    return False
+    spots = [[m.start() for m in _DIGITS.finditer(t)] for _, t in lines]
+    values = [[int(m.group()) for m in _DIGITS.finditer(t)] for _, t in lines]
+    texts = [t for _, t in lines]
+    for pos in range(min(len(v) for v in values)):
+        if len({v[pos] for v in values}) == 1:
+            continue  # this number is the same everywhere ('of 451')
+        if not all(_page_number_spot(t, sp[pos]) for t, sp in zip(texts, spots, strict=True)):
+            return False
+    return True
+
+
+_PAGE_SPOT = re.compile(r"\d+(?:\s*$|\s+of\s+\d|\s*/\s*\d+\s*$)", re.I)
+
+
+def _page_number_spot(text: str, at: int) -> bool:
+    """Whether the number starting at `at` opens or ends the line, or reads 'N of M' or ends it as 'N/M'."""
+    return at == 0 or bool(_PAGE_SPOT.match(text, at))
 
 
 def _key(line: str) -> str:

@@ -576,3 +576,15 @@ def test_edge_lines_that_differ_by_a_dose_are_not_running_lines() -> None:
     assert strip_running_lines(pages) == ["A\nGive 5 mg daily", "B\nGive 10 mg daily", "C\nGive 20 mg daily"]
     counted = ["Hdr\nA\nPage 3 of 9", "Hdr\nB\nPage 4 of 9", "Hdr\nC\nPage 5 of 9"]
     assert strip_running_lines(counted) == ["A", "B", "C"]
+
+
+@pytest.mark.parametrize("footer", ["Demonstration material | Page {n}", "{n} of 451", "Page {n} of 9",
+                                    "https://www.fda.gov/drugs/label {n}/3", "{n}"])
+def test_page_counters_are_running_lines_even_when_a_page_has_none(footer: str) -> None:
+    """A counter is a running line by where its number stands, even where a scanned page (no text)
+    breaks the count against the page index."""
+    from ingest.extract import strip_running_lines
+
+    pages = [f"Hdr\nBody {i} text here.\n{footer.format(n=n)}" for i, n in ((0, 1), (2, 2), (3, 3))]
+    out = strip_running_lines([pages[0], "", pages[1], pages[2]])
+    assert out == ["Body 0 text here.", "", "Body 2 text here.", "Body 3 text here."]
