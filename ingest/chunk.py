@@ -7,6 +7,7 @@ mid-row.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 # 4: WHO recommendations are records of their own (kind "recommendation") with strength, certainty
 #    and year (ingest.records).
 # 5: the sentences of an FDA boxed warning are chunks of their own, of kind "boxed_warning".
-CHUNKER_VERSION = 5
+# 6: table chunks carry their caption, header cells and each row's cells as fields.
+CHUNKER_VERSION = 6
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -235,6 +237,23 @@ def _continues_item(before: list[str], after: list[str], labels: frozenset[str])
     return not following or bool(LIST_ITEM.match(following)) or only_labels(following, labels)
 
 
+def _table_fields(head: str, rows: list[Unit]) -> str:
+    """A table chunk's caption, header cells and each row's cells as Chunk.fields JSON ('' for a record
+    list, which has no header). Cells are the ' | ' parts of the rows as extraction wrote them.
+
+    Example: ('Table 1. Doses\nGroup | Dose', [Unit('table', 'Adults | 10 mg', ...)])
+        -> '{"table":{"caption":"Table 1. Doses","cells":[["Adults","10 mg"]],"header":["Group","Dose"]}}'
+    """
+    lines = [ln for ln in head.split("\n") if ln.strip()]
+    caption = lines[0] if lines and CAPTION.match(lines[0]) else ""
+    header = [c.strip() for ln in lines[1 if caption else 0:][:1] for c in ln.split(GAP)]
+    if not caption and not header:
+        return ""
+    cells = [[c.strip() for c in u.text.split(GAP)] for u in rows]
+    return json.dumps({"table": {"caption": caption, "header": header, "cells": cells}}, sort_keys=True,
+                      separators=(",", ":"))
+
+
 def _in_box(sentence: str, boxed: list[str]) -> bool:
     """Whether a sentence (of three words or more) is printed inside one of the page's boxed warnings.
 
@@ -338,7 +357,8 @@ def chunk_pages(
         chunks.append(Chunk(cid, doc_id, ordinal, first.page, max(u.page_end for u in group),
                             labels.get(first.page, str(first.page)), first.section, text, kind,
                             starts_mid=first.starts_mid, ends_mid=group[-1].ends_mid,
-                            cut_instruction=any(u.cut_instruction for u in group), fields=first.fields))
+                            cut_instruction=any(u.cut_instruction for u in group),
+                            fields=_table_fields(first.table_head, group) if kind == "table" else first.fields))
 
     used = 0
     for u in units:

@@ -93,3 +93,20 @@ def test_corpus_recommendation_heads_stand_only_at_the_start_of_records(corpus_h
     records = [c for c in chunks if c.kind == "recommendation"]
     assert len(records) >= 100
     assert all(c.recommendation and c.recommendation.get("strength") for c in records)
+
+
+def test_a_table_chunk_carries_its_caption_header_and_cells(tmp_path, settings, hash_embedder) -> None:
+    """Through ingest and retrieve --json: a table row's hit names its table's caption, header and cells."""
+    from docgen import guide
+
+    from ingest.pipeline import ingest
+    from rag.engine import Engine
+
+    assert not ingest([guide(tmp_path / "gout_guide_2024.pdf", "gout")], settings, hash_embedder).failed
+    hits = Engine(settings, hash_embedder).retrieve("gout doses adults elderly", k=10)
+    rows = [h.to_json() for h in hits if h.chunk.kind == "table"]
+    assert rows, "the table is retrieved"
+    table = rows[0]["table"]
+    assert rows[0]["kind"] == "table_row"
+    assert table["caption"] == "Table 1. Gout doses" and table["header"] == ["Group", "Dose"]
+    assert ["Adults", "gout 10 mg daily"] in table["cells"] and ["Elderly", "gout 5 mg daily"] in table["cells"]
