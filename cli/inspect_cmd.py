@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import textwrap
 
 HELP = """How a document was read: its pages (printed label, OCR, the lines dropped as running header or
@@ -31,12 +29,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from ingest.inspection import inspect_document
 
     out = inspect_document(settings_from(args), args.file, args.page)
-    try:
-        print(json.dumps(out, indent=1, ensure_ascii=False) if args.json else describe(out))
-        sys.stdout.flush()
-    except BrokenPipeError:  # `inspect FILE | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that exiting flushes nowhere
-    return 0
+    print(json.dumps(out, indent=1, ensure_ascii=False) if args.json else describe(out))
+    return 0  # a closed pipe (`inspect FILE | head`) is handled by cli.main.main, for every command
 
 
 def describe(out: dict) -> str:

@@ -218,3 +218,23 @@ def test_console_script_with_real_model(tmp_path: Path) -> None:
                for h in hits if h["doc"] == "demo_guideline.pdf")
     usage = cli("retrieve")
     assert usage.returncode == 1 and len(usage.stderr.strip().splitlines()) == 1
+
+
+def test_a_reader_closing_the_pipe_early_ends_the_command_quietly(settings, tmp_path) -> None:
+    """`guideline-qa docs --json | head -1`: the write meets a closed pipe; the command exits 0 without a
+    traceback or Python's 'Exception ignored' message (cli.main handles it for every command)."""
+    from docgen import guide
+    from fakes import HashEmbedder
+
+    from ingest.pipeline import ingest
+
+    assert not ingest([guide(tmp_path / "gout_guide_2024.pdf", "gout")], settings, HashEmbedder()).failed
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the command writes
+    try:
+        p = subprocess.run([sys.executable, "-m", "cli.main", "docs", "--json"], stdout=write,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "GQA_HOME": str(settings.home)},
+                           cwd=Path(__file__).resolve().parents[1], timeout=60)
+    finally:
+        os.close(write)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
