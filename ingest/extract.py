@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest import layout
+from ingest import drawing, layout
 from rag.errors import GQAError
 from rag.types import Page
 
@@ -116,7 +116,7 @@ def _page_reading(page) -> tuple[str, tuple[str, ...]]:
     Table rows keep their cells apart (' | ') on pages with a table caption, as the chunker expects.
     """
     try:
-        layout.content_stream(page)  # parsed once, for pypdf's plain text and for the layout alike
+        drawing.content_stream(page)  # parsed once, for pypdf's plain text and for the layout alike
     except Exception:  # noqa: BLE001 - a stream pypdf cannot parse: its own extraction reports it
         pass
     plain = _plain_text(page)

@@ -3,15 +3,13 @@
 pypdf's plain text follows the content stream, which is not the reading order: a WHO recommendation
 box drawn last lands in the middle of the sentence that was running when the page ended, and columns
 interleave where a generator wrote them line by line. Here every text run is placed where it is
-printed, and the page is read by position:
+printed, and position replaces the stream's order where the stream is out of place (read_page says
+when; elsewhere pypdf's text is kept, because reading whole pages by position broke the formulary's
+record tables and lines pypdf misplaces):
 
-- Runs come from pypdf's layout-mode text machinery (`text_show_operations` without its left-align
-  step): each run has its start and end x, baseline and font height. pypdf's visitor functions give
-  only a run's start point; the end (from the font's widths) is what lets columns and gaps be found,
-  and layout mode joins kerned glyphs ('T esting') by their real spacing. pdfplumber gives the same
-  with character boxes, but read the corpus 2.4x slower than pypdf (170 against 70 ms a page, both
-  under the same load), so pypdf stays the reader. These are pypdf internals: pyproject pins pypdf 7,
-  and any failure, rotated text or a text-bearing form XObject falls back to pypdf's plain text.
+- Runs and rectangles come from ingest.drawing (pypdf's layout-mode machinery: each run's start and
+  end). pdfplumber gives the same with character boxes, but read the corpus 2.4x slower than pypdf
+  (170 against 70 ms a page, both under the same load), so pypdf stays the reader.
 - Boxes are filled or stroked rectangles (and frames of four thin bars, as FDA boxed warnings are
   drawn) holding two or more lines; a box is read whole, as one block, and a box that interrupts a
   sentence is read after the paragraph it interrupted.
@@ -30,6 +28,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from ingest.drawing import Run, runs_and_boxes
+
 log = logging.getLogger(__name__)
 
 # A gap wider than this many font heights between two runs on one line separates cells or columns.
@@ -45,15 +45,9 @@ GUTTER_CROSSING = 0.12
 GUTTER_SIDES = 0.25
 # Words a column's lines have on average: prose, not table cells.
 COLUMN_WORDS = 6.0
-# A box holds at least this many lines (a shaded table header cell is not a box) and is smaller than
-# this share of the page (a page border is not a box).
+# A box holds at least this many lines (a shaded table header cell is not a box; ingest.drawing says
+# which rectangles may be boxes).
 BOX_LINES = 2
-BOX_MAX_AREA = 0.6
-# ... and at least this share of the page wide: recommendation boxes, boxed warnings and Highlights
-# columns are; the shaded cells of a formulary's record table are not (they are read in stream order).
-BOX_WIDTH = 0.4
-# A bar of a frame is at most this thick (points): FDA boxed warnings are framed by 3-4 point bars.
-BAR = 5.0
 
 XREF = r"\(\s*\d+(?:\.\d+)*(?:\s*,\s*\d+(?:\.\d+)*)*\s*\)"
 _XREF_LINE = re.compile(rf"^(?:{XREF}\s*)+$")
@@ -63,19 +57,6 @@ _END = (".", "!", "?", ":", ";")
 _CHAR_LINES = re.compile(r"\(\n(\d+(?:\.\d+)*)\n\)")
 # Position replaces the stream's order only when it keeps this share of the plain text's lines whole.
 INTACT = 0.9
-
-
-@dataclass
-class Run:
-    """One piece of text where it is printed: x from x0 to x1 along baseline y, font height h."""
-
-    x0: float
-    x1: float
-    y: float
-    h: float
-    text: str
-    box: int = -1  # index of the box holding it, -1 for none
-    seq: int = -1  # position in the content stream (read numbers runs in the order given)
 
 
 @dataclass
@@ -148,7 +129,7 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     """
     plain = clean_residue(_CHAR_LINES.sub(r"(\1)", plain))
     try:
-        found = _runs_and_boxes(page)
+        found = runs_and_boxes(page)
     except Exception as exc:  # noqa: BLE001 - pypdf internals on unusual content: plain text instead
         log.debug("layout unreadable (%s: %s); plain text", type(exc).__name__, exc)
         return plain, ()
@@ -291,132 +272,6 @@ def _insert_boxes(flow: list[Block], held: list[Block]) -> list[Block]:
         above = [i for i, b in enumerate(out) if not b.box and b.bottom >= box.top - 1]
         out.insert(max(above) + 1 if above else len(out), box)
     return out
-
-
-def _runs_and_boxes(page) -> tuple[list[Run], list[tuple[float, float, float, float]]] | None:
-    """Positioned runs and rectangles of a page, or None when layout mode cannot place its text."""
-    from pypdf._text_extraction._layout_mode._fixed_width_page import recurse_to_target_op, set_font_operation
-    from pypdf._text_extraction._layout_mode._text_state_manager import TextStateManager
-
-    stream = content_stream(page)
-    if stream is None:
-        return [], []
-    ops = stream.operations
-    if _has_text_forms(page, ops):
-        return None  # layout mode does not enter form XObjects; plain text does
-    fonts = page._layout_mode_fonts()
-    state = TextStateManager()
-    groups: list = []
-    it = iter(ops)
-    # text_show_operations' loop, without its shift of every x by the leftmost one (boxes need page x)
-    for operands, op in it:
-        if op in (b"BT", b"q"):
-            bts, tjs = recurse_to_target_op(it, state, b"ET" if op == b"BT" else b"Q", fonts, False)
-            if any(t.rotated for t in tjs) or not all(t.font.interpretable for t in tjs):
-                return None
-            groups.extend(bts)
-        elif op == b"Tf":
-            set_font_operation(state, fonts, operands)
-        elif op == b"cm":  # a page-level transform (layout mode ignores it: its x and y would not be the page's)
-            state.add_cm(*operands)
-        else:
-            state.set_state_param(op, operands)
-    if any(g["flip_sort"] < 0 for g in groups) and not all(g["flip_sort"] < 0 for g in groups):
-        return None  # some text upside down: plain text reads it
-    runs = [Run(float(g["tx"]), float(g["displaced_tx"]), float(g["ty"]), float(g["font_height"]) or 1.0,
-                g["text"]) for g in groups if g["text"].strip()]
-    return runs, _rectangles(ops, float(page.mediabox.width), float(page.mediabox.height))
-
-
-def content_stream(page):
-    """The page's content stream, parsed once: it replaces the page's /Contents in memory, so that
-    pypdf's own text extraction reuses it instead of parsing the stream again (half of the layout cost).
-    None for a page without contents."""
-    from pypdf.generic import ContentStream, NameObject
-
-    contents = page.get("/Contents")
-    if contents is None:
-        return None
-    obj = contents.get_object()
-    if isinstance(obj, ContentStream):
-        return obj
-    stream = ContentStream(obj, page.pdf, "bytes")
-    page[NameObject("/Contents")] = stream
-    return stream
-
-
-def _has_text_forms(page, ops) -> bool:
-    """Whether the page draws a form XObject (whose text layout mode would miss)."""
-    names = {o[0] for o, op in ops if op == b"Do" and o}
-    if not names:
-        return False
-    xobjects = (page.get("/Resources") or {}).get("/XObject") or {}
-    for name in names:
-        xo = xobjects.get(name)
-        xo = xo.get_object() if xo is not None else None
-        if xo is not None and xo.get("/Subtype") == "/Form":
-            return True
-    return False
-
-
-def _rectangles(ops, page_width: float, page_height: float) -> list[tuple[float, float, float, float]]:
-    """Painted rectangles (x0, y0, x1, y1) in page space that may be boxes, frames of thin bars merged."""
-    ctm, stack, pending, rects = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [], [], []
-    for operands, op in ops:
-        if op == b"q":
-            stack.append(ctm)
-        elif op == b"Q":
-            ctm = stack.pop() if stack else ctm
-        elif op == b"cm" and len(operands) == 6:
-            ctm = _multiply([float(v) for v in operands], ctm)
-        elif op == b"re" and len(operands) == 4:
-            x, y, w, h = (float(v) for v in operands)
-            (ax, ay), (bx, by) = (_apply(ctm, x, y), _apply(ctm, x + w, y + h))
-            pending.append((min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)))
-        elif op in (b"f", b"F", b"f*", b"S", b"s", b"B", b"B*", b"b", b"b*"):
-            rects += pending
-            pending = []
-        elif op == b"n":
-            pending = []  # a clipping path: nothing is painted
-    big = [r for r in rects if r[2] - r[0] >= 40 and r[3] - r[1] >= 10
-           and (r[2] - r[0]) * (r[3] - r[1]) <= BOX_MAX_AREA * page_width * page_height]
-    return [r for r in big + _frames(rects) if not _grid_cell(r, big) and r[2] - r[0] >= BOX_WIDTH * page_width]
-
-
-def _grid_cell(r: tuple[float, float, float, float], rects: list[tuple[float, float, float, float]]) -> bool:
-    """A shaded table cell: another rectangle of the same height touches it side by side, or one of the
-    same width above or below (a column of cells)."""
-    return any(o is not r and (
-        abs(o[1] - r[1]) <= 2 and abs(o[3] - r[3]) <= 2 and (abs(o[0] - r[2]) <= 2 or abs(r[0] - o[2]) <= 2)
-        or abs(o[0] - r[0]) <= 2 and abs(o[2] - r[2]) <= 2 and (abs(o[1] - r[3]) <= 2 or abs(r[1] - o[3]) <= 2))
-        for o in rects)
-
-
-def _frames(rects: list[tuple[float, float, float, float]]) -> list[tuple[float, float, float, float]]:
-    """Boxes drawn as four thin bars: two horizontal bars of one width joined by vertical bars at both ends."""
-    flat = [r for r in rects if r[3] - r[1] <= BAR and r[2] - r[0] >= 40]
-    tall = [r for r in rects if r[2] - r[0] <= BAR and r[3] - r[1] >= 10]
-    out = []
-    for top in flat:
-        for bottom in flat:
-            if bottom[1] >= top[1] or abs(bottom[0] - top[0]) > 3 or abs(bottom[2] - top[2]) > 3:
-                continue
-            height = top[3] - bottom[1]
-            sides = [t for t in tall if t[1] <= bottom[3] + 3 and t[3] >= top[1] - 3 and t[3] - t[1] >= 0.8 * height
-                     and (abs(t[0] - top[0]) <= 4 or abs(t[2] - top[2]) <= 4)]
-            if len(sides) >= 2:
-                out.append((top[0], bottom[1], top[2], top[3]))
-    return out
-
-
-def _multiply(m: list[float], n: list[float]) -> list[float]:
-    a, b, c, d, e, f = m
-    A, B, C, D, E, F = n
-    return [a * A + b * C, a * B + b * D, c * A + d * C, c * B + d * D, e * A + f * C + E, e * B + f * D + F]
-
-
-def _apply(m: list[float], x: float, y: float) -> tuple[float, float]:
-    return x * m[0] + y * m[2] + m[4], x * m[1] + y * m[3] + m[5]
 
 
 def _assign_boxes(runs: list[Run], boxes: list[tuple[float, float, float, float]]) -> None:
