@@ -112,11 +112,6 @@ class Block:
         return max(ln.x1 for ln in self.lines)
 
 
-def page_text(page, plain: str, cells: bool = False) -> str:
-    """The page's text (read_page without the boxed warnings)."""
-    return read_page(page, plain, cells)[0]
-
-
 def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ...]]:
     """The page's text, and the text of the boxed warnings printed on it.
 

@@ -156,12 +156,16 @@ def collect_garbage(home: Path, keep: list[str]) -> None:
             continue
         if child.name.startswith(".tmp-"):
             pid = child.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid():
+            if pid.isdigit() and process_alive(int(pid)) and int(pid) != os.getpid():
                 continue
         shutil.rmtree(child, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (the writer of a temporary file or folder).
+
+    Example: process_alive(os.getpid()) -> True
+    """
     try:
         os.kill(pid, 0)
     except PermissionError:  # it exists, run by another user

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from rag.index import process_alive
+
 log = logging.getLogger(__name__)
 
 PROBE = "Warfarin 5 mg once daily; check the INR after 3 to 5 days."
@@ -138,7 +140,7 @@ def remove_stale(current: Path) -> list[Path]:
         temp = TEMP_NAME.fullmatch(f.name)
         if f == current or not (temp or EXPORT_NAME.fullmatch(f.name)):
             continue
-        if temp and temp.group(1) and _alive(int(temp.group(1))):
+        if temp and temp.group(1) and process_alive(int(temp.group(1))):
             continue
         if temp and not temp.group(1) and time.time() - f.stat().st_mtime < ABANDONED_S:
             continue
@@ -147,16 +149,6 @@ def remove_stale(current: Path) -> list[Path]:
     if removed:
         log.info("removed %d stale ONNX export file(s) from %s", len(removed), folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except PermissionError:  # it exists, run by another user
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def _export(st_model: Any, inputs: list[str], path: Path) -> None:

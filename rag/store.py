@@ -434,17 +434,13 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
 def _add_flag_columns(conn: sqlite3.Connection) -> None:
     """Add the CHUNK_FLAG_COLUMNS and PAGE_FLAG_COLUMNS a file written before them lacks (old rows: 0,
     as they were read), the chunks' structured `fields` and the pages' `dropped` lines (old rows: '')."""
-    for table, name in (("chunks", "fields"), ("pages", "dropped")):
+    added = [("chunks", "fields", "TEXT NOT NULL DEFAULT ''"), ("pages", "dropped", "TEXT NOT NULL DEFAULT ''"),
+             *(("chunks", c, "INTEGER NOT NULL DEFAULT 0") for c in CHUNK_FLAG_COLUMNS),
+             *(("pages", c, "INTEGER NOT NULL DEFAULT 0") for c in PAGE_FLAG_COLUMNS)]
+    for table, name, kind in added:
         if name not in _columns(conn, table):
             try:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
-            except sqlite3.OperationalError as exc:  # another writer added it meanwhile
-                if "duplicate column" not in str(exc):
-                    raise
-    for table, name in [*(("chunks", c) for c in CHUNK_FLAG_COLUMNS), *(("pages", c) for c in PAGE_FLAG_COLUMNS)]:
-        if name not in _columns(conn, table):
-            try:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
             except sqlite3.OperationalError as exc:  # another writer added it meanwhile
                 if "duplicate column" not in str(exc):
                     raise

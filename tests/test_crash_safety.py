@@ -29,66 +29,15 @@ QUERIES = ["warfarin INR bleeding", "gout urate flare", "asthma inhaler wheeze",
 # The child ingests argv[4:] into argv[1]. With stage argv[2] it writes the stage name to the marker file
 # argv[3] when it gets there, then sleeps until killed. GQA_TEST_EMBED_DELAY slows each embedding call.
 CHILD = r"""
-import os, sys, time
-from contextlib import contextmanager
+import sys
 from pathlib import Path
 
-import faiss
-from fakes import HashEmbedder
+from stage_pauses import install
 from ingest import pipeline
 from rag.config import Settings
-from rag.store import Store
 
 home, stage, marker, files = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4:]
-
-def pause(at):
-    if stage == at:
-        marker.write_text(at)
-        time.sleep(600)
-
-class Embedder(HashEmbedder):
-    def embed(self, texts):
-        pause("embed")  # some vectors of this batch may already be in the cache
-        time.sleep(float(os.environ.get("GQA_TEST_EMBED_DELAY", "0")))
-        return super().embed(texts)
-
-chunk_pages = pipeline.chunk_pages
-def chunk(*a, **k):
-    pause("chunk")
-    return chunk_pages(*a, **k)
-pipeline.chunk_pages = chunk
-
-write_index = faiss.write_index
-def write(index, path):
-    write_index(index, path)
-    pause("write_index")  # the new generation is half written in its temporary folder
-faiss.write_index = write
-
-publish = Store.publish
-published = []
-def publishing(self, *a, **k):
-    self._publishing = True
-    out = publish(self, *a, **k)
-    published.append(True)
-    return out
-Store.publish = publishing
-
-transaction = Store.transaction
-@contextmanager
-def tx(self):
-    with transaction(self) as c:
-        yield c
-        if getattr(self, "_publishing", False):
-            pause("commit")  # every row of the publish is written, COMMIT has not run
-Store.transaction = tx
-
-collect_garbage = pipeline.collect_garbage
-def gc(*a, **k):
-    if published:  # not the collection every ingest starts with
-        pause("gc")  # committed: the new generation is published, old folders not yet collected
-    return collect_garbage(*a, **k)
-pipeline.collect_garbage = gc
-
+pause, Embedder = install(stage, marker)
 Path(str(marker) + ".started").write_text("started")
 pipeline.ingest(files, Settings.from_env(home=home), Embedder())
 marker.write_text("done")

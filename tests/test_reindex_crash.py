@@ -35,29 +35,16 @@ OLD = ["acme_warfarin_2024.pdf", "acme_gout_2024.pdf"]
 # and are embedded). With stage argv[2] it writes the stage name to the marker file argv[3] when it gets
 # there, then sleeps until killed. GQA_TEST_EMBED_DELAY slows each embedding call.
 CHILD = r"""
-import os, sys, time
-from contextlib import contextmanager
+import sys
 from dataclasses import replace
 from pathlib import Path
 
-import faiss
-from fakes import HashEmbedder
+from stage_pauses import install
 from ingest import pipeline, reindex
 from rag.config import Settings
-from rag.store import Store
 
 home, stage, marker = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-
-def pause(at):
-    if stage == at:
-        marker.write_text(at)
-        time.sleep(600)
-
-class Embedder(HashEmbedder):
-    def embed(self, texts):
-        pause("embed")
-        time.sleep(float(os.environ.get("GQA_TEST_EMBED_DELAY", "0")))
-        return super().embed(texts)
+pause, Embedder = install(stage, marker)
 
 extract_pdf = pipeline.extract_pdf
 def extract(src, *a, **k):
@@ -65,43 +52,6 @@ def extract(src, *a, **k):
     ext = extract_pdf(src, *a, **k)
     return replace(ext, pages=[replace(p, text=p.text.replace("promptly", "at once")) for p in ext.pages])
 pipeline.extract_pdf = extract
-
-chunk_pages = pipeline.chunk_pages
-def chunk(*a, **k):
-    pause("chunk")
-    return chunk_pages(*a, **k)
-pipeline.chunk_pages = chunk
-
-write_index = faiss.write_index
-def write(index, path):
-    write_index(index, path)
-    pause("write_index")
-faiss.write_index = write
-
-publish = Store.publish
-published = []
-def publishing(self, *a, **k):
-    self._publishing = True
-    out = publish(self, *a, **k)
-    published.append(True)
-    return out
-Store.publish = publishing
-
-transaction = Store.transaction
-@contextmanager
-def tx(self):
-    with transaction(self) as c:
-        yield c
-        if getattr(self, "_publishing", False):
-            pause("commit")  # the new cut's rows and the switch are written, COMMIT has not run
-Store.transaction = tx
-
-collect_garbage = pipeline.collect_garbage
-def gc(*a, **k):
-    if published:
-        pause("gc")  # committed: the new generation is published, old folders not yet collected
-    return collect_garbage(*a, **k)
-pipeline.collect_garbage = gc
 
 Path(str(marker) + ".started").write_text("started")
 reindex.reindex(Settings.from_env(home=home), Embedder(), extract_workers=0)
