@@ -168,10 +168,10 @@ def bench_real(args: argparse.Namespace, embedder: SentenceTransformerEmbedder) 
                       "cpu": p50_p95(cpus), **{k: p50_p95(v) for k, v in parts.items()}}
         log.info("real ask: %s", out["ask"])
         try:  # how much the extractive answerer embeds per question (its internals may change: optional)
-            from rag.extractive import PASSAGES_READ
+            from rag.answer_config import DEFAULT
             from rag.extractive import candidates as sentence_candidates
 
-            out["candidates"] = float(np.mean([len(sentence_candidates(engine.retrieve(q, PASSAGES_READ)))
+            out["candidates"] = float(np.mean([len(sentence_candidates(engine.retrieve(q, DEFAULT.passages_read)))
                                                for q in questions]))
         except (ImportError, TypeError, AttributeError) as exc:
             log.warning("candidate count skipped: %s", exc)

@@ -1,7 +1,7 @@
 """The default answerer: picks the source sentences and table rows that answer the question, cites each.
 
 It adds no clinical words of its own; every sentence of the answer is a verbatim quote of a passage.
-Thresholds were calibrated on ../shared/eval/dev.jsonl (bench/RESULTS.md, "Answering").
+Its constants are an AnswerConfig (rag/answer_config.py), chosen by cross-validation.
 """
 
 from __future__ import annotations
@@ -15,36 +15,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from rag.answer_config import DEFAULT, AnswerConfig
 from rag.embedder import Embedder
 from rag.text import numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
 from rag.verify import cut_units, looks_like_instruction, table_parts
 
-# Passages whose sentences are scored (and which are re-ranked by their best sentence).
-PASSAGES_READ = 20
-# The top passages (after re-ranking) in which a question's technical terms must appear (unsupported_terms).
-SUBJECT_PASSAGES = 5
-# Of their sentences, those embedded for the semantic part of the score (the rest are dropped).
-MAX_EMBEDDED = 24
-# Weights of the evidence score: semantic similarity of the sentence (in its passage's context)
-# to the question, and the idf-weighted share of the question's terms found in it.
-W_COSINE, W_TERMS = 0.55, 0.45
-# Below this best evidence score the documents are taken not to answer the question (a floor for
-# questions about other subjects entirely; the answerable dev questions all score above 0.43).
-ABSTAIN_BELOW = 0.40
-# A question term is "specific" when it is rarer than this (idf); the greedy selection prefers
-# sentences that cover specific terms not yet covered.
-SPECIFIC_IDF = 2.5
-# Sentences within this margin of the best are answer candidates; at most this many are quoted.
-# (Dev set: 0.15 / 5 found 56 of 67 must_include terms, 0.2 / 5 57, 0.2 / 6 58, with answers of 145,
-# 152 and 179 words and citation precision 0.58, 0.57 and 0.55.)
-KEEP_MARGIN = 0.2
-MAX_SENTENCES = 6
-MAX_PER_PASSAGE = 3
-
-# A technical question term absent from the top passages and found in at most this share of the
-# library's chunks names a subject the documents do not cover (dev set: no answerable question trips it).
-RARE_SHARE = 0.02
 # Terms are compared by their first letters, so 'titrated' meets 'titration'.
 PREFIX = 6
 VERB_ENDINGS = ("ed", "ing", "en", "ly")
@@ -58,7 +34,6 @@ FORMULATION = re.compile(
     r"\b(?:extended|delayed|modified|sustained|controlled|prolonged)[- ]release\b|\b(?:XR|ER|SR|CR|XL|ODT)\b"
     r"|\bchewable\b|\borally disintegrating\b|\binject(?:ion|able)\b|\btransdermal\b|\bophthalmic\b"
     r"|\btopical\b|\binhal(?:ation|er)\b|\bintravenous\b|\bsuppositor(?:y|ies)\b", re.I)
-FORMULATION_PENALTY = 0.03
 # Labels and guidelines file each kind of statement under a standard section (FDA labels: DOSAGE AND
 # ADMINISTRATION, CONTRAINDICATIONS...). A question of one of these kinds gives the sentences of the
 # matching sections this bonus: (what the question asks, the sections that answer it).
@@ -72,12 +47,6 @@ SECTION_INTENTS = tuple((re.compile(q, re.I), re.compile(s, re.I)) for q, s in (
     (r"\boverdos\w*", r"overdos"),
     (r"\bstor(?:e|ed|age)\b|\breconstitut\w*", r"storage|how supplied|preparation|reconstitut"),
 ))
-SECTION_BONUS = 0.04
-# When the question names what a document of the library is about ("amoxicillin"), only sentences that
-# name it are quoted (select); re-ranking gives the passages whose best such sentence does this bonus,
-# so that a passage that can answer is shown before one that talks around the subject.
-SUBJECT_BONUS = 0.15
-
 Idf = Callable[[str], float]
 
 
@@ -103,10 +72,10 @@ class Candidate:
         return f"{'…' if self.piece == 'end' else ''}{self.text}{'…' if self.piece == 'start' else ''}"
 
 
-def candidates(hits: list[Hit]) -> list[Candidate]:
+def candidates(hits: list[Hit], cfg: AnswerConfig = DEFAULT) -> list[Candidate]:
     """Sentences of prose passages and rows of table passages, in reading order."""
     out: list[Candidate] = []
-    for hit in hits[:PASSAGES_READ]:
+    for hit in hits[:cfg.passages_read]:
         c = hit.chunk
         if c.kind == "table":
             # every row is a candidate; the caption and header travel with every part of a table
@@ -129,13 +98,13 @@ def candidates(hits: list[Hit]) -> list[Candidate]:
 
 
 def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, idf: Idf,
-                     query_vec: np.ndarray | None = None) -> list[Candidate]:
-    """Evidence score = W_COSINE * similarity + W_TERMS * idf-weighted share of question terms present
+                     query_vec: np.ndarray | None = None, cfg: AnswerConfig = DEFAULT) -> list[Candidate]:
+    """Evidence score = w_cosine * similarity + w_terms * idf-weighted share of question terms present
     (in the sentence, its table caption and header, its section or its document title),
-    plus SECTION_BONUS in a section that answers this kind of question, less FORMULATION_PENALTY in a
+    plus section_bonus in a section that answers this kind of question, less formulation_penalty in a
     label for a formulation the question does not name.
 
-    Embedding is the cost of answering (about 25 ms a sentence on 2 cores), so only the MAX_EMBEDDED
+    Embedding is the cost of answering (about 25 ms a sentence on 2 cores), so only the max_embedded
     candidates with the best term share and prior (then passage rank) are embedded and returned.
     """
     if not cands:
@@ -148,15 +117,15 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
     for c in cands:
         present = qterms & _context_words(c)
         share = sum(idf(t) for t in present) / total
-        prior = SECTION_BONUS if any(sec.search(c.hit.chunk.section) for sec in sections) else 0.0
+        prior = cfg.section_bonus if any(sec.search(c.hit.chunk.section) for sec in sections) else 0.0
         if formulations(c.hit.doc.title) - asked:
-            prior -= FORMULATION_PENALTY
-        lexical.append(replace(c, score=W_TERMS * share + prior, terms=frozenset(present)))
+            prior -= cfg.formulation_penalty
+        lexical.append(replace(c, score=cfg.w_terms * share + prior, terms=frozenset(present)))
     best = sorted(range(len(lexical)), key=lambda i: (-lexical[i].score, lexical[i].hit.rank, lexical[i].position))
-    kept = [lexical[i] for i in sorted(best[:MAX_EMBEDDED])]  # in reading order, as given
+    kept = [lexical[i] for i in sorted(best[:cfg.max_embedded])]  # in reading order, as given
     q = embedder.embed([question])[0] if query_vec is None else query_vec.reshape(-1)
     sims = embedder.embed([_context(c) for c in kept]) @ q
-    return [replace(c, score=c.score + W_COSINE * float(sim)) for c, sim in zip(kept, sims, strict=True)]
+    return [replace(c, score=c.score + cfg.w_cosine * float(sim)) for c, sim in zip(kept, sims, strict=True)]
 
 
 def answering_sections(question: str) -> list[re.Pattern]:
@@ -180,27 +149,28 @@ def _context(c: Candidate) -> str:
     return f"{c.hit.doc.title} | {c.hit.chunk.section}\n{c.text}"
 
 
-def rerank(hits: list[Hit], scored: list[Candidate], subject: AbstractSet[str] = frozenset()) -> list[Hit]:
+def rerank(hits: list[Hit], scored: list[Candidate], subject: AbstractSet[str] = frozenset(),
+           cfg: AnswerConfig = DEFAULT) -> list[Hit]:
     """Order the read passages by their best sentence (then the fused rank); the rest keep their order.
 
-    `subject`: named_subjects of the question; sentences that name it get SUBJECT_BONUS.
+    `subject`: named_subjects of the question; sentences that name it get cfg.subject_bonus.
     """
     best: dict[str, float] = {}
     for c in scored:
-        score = c.score + (SUBJECT_BONUS if subject and _mentions(c, subject) else 0.0)
+        score = c.score + (cfg.subject_bonus if subject and _mentions(c, subject) else 0.0)
         best[c.hit.chunk.chunk_id] = max(best.get(c.hit.chunk.chunk_id, -1.0), score)
-    head = sorted(hits[:PASSAGES_READ], key=lambda h: (-best.get(h.chunk.chunk_id, -1.0), h.rank))
-    ordered = head + list(hits[PASSAGES_READ:])
+    head = sorted(hits[:cfg.passages_read], key=lambda h: (-best.get(h.chunk.chunk_id, -1.0), h.rank))
+    ordered = head + list(hits[cfg.passages_read:])
     return [replace(h, rank=i + 1) for i, h in enumerate(ordered)]
 
 
 def select(question: str, scored: list[Candidate], idf: Idf,
            common: Callable[[str], bool] = lambda t: False,
-           titles: Iterable[str] = ()) -> tuple[list[Candidate], bool]:
+           titles: Iterable[str] = (), cfg: AnswerConfig = DEFAULT) -> tuple[list[Candidate], bool]:
     """The sentences to answer with, in reading order, and whether to abstain instead.
 
     Greedy: the best sentence first, then those close to it, preferring ones that cover question
-    terms not yet covered (multi-part questions), with at most MAX_PER_PASSAGE from one passage.
+    terms not yet covered (multi-part questions), with at most cfg.max_per_passage from one passage.
     When the question names what a document of the library is about (a word of one of `titles`, such
     as 'warfarin'), only sentences that name it too (in their text, table caption, section or
     title) are quoted: a warfarin question is not answered from the ciprofloxacin label.
@@ -208,25 +178,25 @@ def select(question: str, scored: list[Candidate], idf: Idf,
     if not scored:
         return [], True
     best = max(scored, key=lambda c: c.score)
-    if best.score < ABSTAIN_BELOW:
+    if best.score < cfg.abstain_below:
         return [], True
-    specific = {t for t in set(stems(question)) if idf(t) >= SPECIFIC_IDF}
+    specific = {t for t in set(stems(question)) if idf(t) >= cfg.specific_idf}
     named = named_subjects(question, titles, common)
-    pool = [c for c in scored if c.score >= best.score - KEEP_MARGIN and (not named or _mentions(c, named))]
+    pool = [c for c in scored if c.score >= best.score - cfg.keep_margin and (not named or _mentions(c, named))]
     chosen: list[Candidate] = []
     covered: set[str] = set()
     per_hit: dict[str, int] = {}
-    while pool and len(chosen) < MAX_SENTENCES:
+    while pool and len(chosen) < cfg.max_quotes:
         pick = max(pool, key=lambda c: c.score + 0.1 * len((c.terms & specific) - covered))
         pool.remove(pick)
         key = pick.hit.chunk.chunk_id
-        if per_hit.get(key, 0) >= MAX_PER_PASSAGE or _duplicate(pick, chosen):
+        if per_hit.get(key, 0) >= cfg.max_per_passage or _duplicate(pick, chosen):
             continue
         per_hit[key] = per_hit.get(key, 0) + 1
         chosen.append(pick)
         covered |= pick.terms
-    if asks_for_amount(question) and not any(numbers_with_units(c.text) and _names_subject(c, question, idf, common)
-                                             for c in chosen):
+    if asks_for_amount(question) and not any(
+            numbers_with_units(c.text) and _names_subject(c, question, idf, common, cfg.rare_share) for c in chosen):
         # a dose question is answered only by a quoted amount for its subject (the question's rarest term)
         return [], True
     chosen.sort(key=lambda c: (c.hit.rank, c.position))
@@ -267,7 +237,7 @@ def _stemmed(text: str) -> frozenset[str]:
     return frozenset(stems(text))
 
 
-def _names_subject(c: Candidate, question: str, idf: Idf, common: Callable[[str], bool]) -> bool:
+def _names_subject(c: Candidate, question: str, idf: Idf, common: Callable[[str], bool], rare_share: float) -> bool:
     """Whether the candidate states its amount for the question's subject.
 
     The subject is the question's technical terms (not common English words) that are rare in the
@@ -276,7 +246,7 @@ def _names_subject(c: Candidate, question: str, idf: Idf, common: Callable[[str]
     Example: 'What dose of oxamniquine ...' is not answered by 'Patients with neurocysticercosis are
     treated with praziquantel 50 mg/kg per day': the amount is not stated for oxamniquine.
     """
-    rare_idf = math.log(1 + 1 / RARE_SHARE)
+    rare_idf = math.log(1 + 1 / rare_share)
     subject = {p for t in stems(question) for p in t.split("-")
                if len(p) >= 4 and not p.isdigit() and not STOP_TERMS.match(p) and not common(p) and idf(p) >= rare_idf}
     if not subject:
@@ -293,7 +263,7 @@ def asks_for_amount(question: str) -> bool:
 
 
 def unsupported_terms(question: str, hits: list[Hit], df: Callable[[str], int], library_size: int,
-                      common: Callable[[str], bool] = lambda t: False) -> list[str]:
+                      common: Callable[[str], bool] = lambda t: False, cfg: AnswerConfig = DEFAULT) -> list[str]:
     """Question terms that the top passages never mention and the whole library (almost) never does.
 
     Such a term names something the documents do not cover ('Lyme disease' in an amoxicillin label),
@@ -303,10 +273,10 @@ def unsupported_terms(question: str, hits: list[Hit], df: Callable[[str], int], 
     Example: ('amoxicillin for Lyme disease', [...]) -> ['lyme'] when no passage mentions Lyme
     """
     seen: set[str] = set()
-    for h in hits[:SUBJECT_PASSAGES]:
+    for h in hits[:cfg.subject_passages]:
         seen |= set(stems(f"{h.doc.title} {h.chunk.section} {h.chunk.text}"))
     prefixes = {w[:PREFIX] for w in seen}
-    rare = max(1.0, RARE_SHARE * library_size)
+    rare = max(1.0, cfg.rare_share * library_size)
     out = []
     for term in {p for t in stems(question) for p in t.split("-")}:
         if len(term) < 4 or term.isdigit() or term.endswith(VERB_ENDINGS) or STOP_TERMS.match(term) \

@@ -7,12 +7,13 @@ import time
 from dataclasses import replace
 from functools import lru_cache
 
+from rag.answer_config import AnswerConfig
 from rag.config import Settings
 from rag.embedder import Embedder
 from rag.engine import Engine, View
 from rag.errors import ConfigError
-from rag.extractive import PASSAGES_READ, named_subjects, rerank, score_candidates, select, unsupported_terms
 from rag.extractive import candidates as extract_candidates
+from rag.extractive import named_subjects, rerank, score_candidates, select, unsupported_terms
 from rag.retrieve import Filters
 from rag.store import Store
 from rag.text import is_verbatim
@@ -28,8 +29,9 @@ class QA:
     """Models and index loaded once; `answer()` is safe to call from several threads."""
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, config: AnswerConfig | None = None) -> None:
         self.settings = settings or Settings.from_env()
+        self.config = config or AnswerConfig()
         self.engine = engine or Engine(self.settings, embedder)
         self._generators: dict[str, object] = {}
 
@@ -38,33 +40,35 @@ class QA:
         """The published generation this process answers from now."""
         return self.engine.view().gen_id
 
-    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
+    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
+                 config: AnswerConfig | None = None) -> list[Hit]:
         """Hybrid retrieval (dense + BM25, fused by reciprocal rank), re-ranked by best sentence."""
         question = check_question(question)
         view = self.engine.view()
         qvec = self.engine.embedder.embed([question])
-        hits, _ = self._ranked(view, question, k, filters, qvec)
+        hits, _ = self._ranked(view, question, k, filters, qvec, config or self.config)
         return hits
 
-    def _ranked(self, view: View, question: str, k: int | None, filters: Filters | None, qvec
-                ) -> tuple[list[Hit], list]:
+    def _ranked(self, view: View, question: str, k: int | None, filters: Filters | None, qvec,
+                cfg: AnswerConfig) -> tuple[list[Hit], list]:
         """Fused hits re-ranked by the evidence score of their best sentence, and the scored sentences."""
         k = k or self.settings.top_k
         # more passages are read than shown: the re-ranking by best sentence brings the answer up
-        hits = self.engine.retrieve(question, max(k, PASSAGES_READ), filters, query_vec=qvec, view=view)
-        scored = score_candidates(question, extract_candidates(hits), self.engine.embedder,
-                                  view.lexical.idf, qvec[0])
+        hits = self.engine.retrieve(question, max(k, cfg.passages_read), filters, query_vec=qvec, view=view)
+        scored = score_candidates(question, extract_candidates(hits, cfg), self.engine.embedder,
+                                  view.lexical.idf, qvec[0], cfg)
         subject = named_subjects(question, view.titles, self._common)
-        ranked = rerank(hits, scored, subject)[:k]
+        ranked = rerank(hits, scored, subject, cfg)[:k]
         by_id = {h.chunk.chunk_id: h for h in ranked}  # answers quote only the passages shown
         return ranked, [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored if c.hit.chunk.chunk_id in by_id]
 
     def answer(self, question: str, filters: Filters | None = None, generator: str | None = None,
-               k: int | None = None) -> Answer:
+               k: int | None = None, config: AnswerConfig | None = None) -> Answer:
         """Answer from the published documents only, citing each sentence, or abstain.
 
         The whole answer reads one View of the library (taken first): a publish landing meanwhile
         changes nothing for it, and `index_version` names the generation it was answered from.
+        `config`: the answering constants (default: this QA's; bench/cv.py passes each candidate).
         """
         question = check_question(question)
         name = generator or self.settings.generator
@@ -73,13 +77,14 @@ class QA:
         t0 = time.perf_counter()
         view = self.engine.view()
         qvec = self.engine.embedder.embed([question])
-        hits, scored = self._ranked(view, question, k, filters, qvec)
+        cfg = config or self.config
+        hits, scored = self._ranked(view, question, k, filters, qvec, cfg)
         t1 = time.perf_counter()
         removed: tuple[dict, ...] = ()
         pages = view.pages()
         try:
             if name == "extractive":
-                text, cites, abstained = self._extractive(view, question, hits, scored, pages)
+                text, cites, abstained = self._extractive(view, question, hits, scored, pages, cfg)
             else:
                 from rag.llm import llm_answer
 
@@ -101,13 +106,13 @@ class QA:
         """One word piece: an everyday English word."""
         return self.engine.embedder.count_tokens([term])[0] == 1
 
-    def _extractive(self, view: View, question: str, hits: list[Hit], scored: list, pages: Store
-                    ) -> tuple[str, list[Citation], bool]:
+    def _extractive(self, view: View, question: str, hits: list[Hit], scored: list, pages: Store,
+                    cfg: AnswerConfig) -> tuple[str, list[Citation], bool]:
         lexical = view.lexical
         common = self._common
-        if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size, common):
+        if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size, common, cfg):
             return "", [], True
-        chosen, abstained = select(question, scored, lexical.idf, common, view.titles)
+        chosen, abstained = select(question, scored, lexical.idf, common, view.titles, cfg)
         if abstained:
             return "", [], True
         cites: list[Citation] = []

@@ -7,9 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from rag.answer_config import DEFAULT
 from rag.extractive import (
-    FORMULATION_PENALTY,
-    SECTION_BONUS,
     Candidate,
     candidates,
     formulations,
@@ -55,7 +54,7 @@ def test_dosing_question_prefers_the_dosage_section() -> None:
     same = "Metformin was given with the evening meal."
     study, dosing = candidate(same), candidate(same, section="2 DOSAGE AND ADMINISTRATION > 2.1 Adults")
     a, b = scores("How is metformin started and titrated?", [study, dosing])
-    assert b - a == pytest.approx(SECTION_BONUS)
+    assert b - a == pytest.approx(DEFAULT.section_bonus)
 
 
 def test_question_of_another_kind_gets_no_section_bonus() -> None:
@@ -70,7 +69,7 @@ def test_plain_question_prefers_the_plain_product_label() -> None:
     plain = candidate(same, title="METFORMIN HYDROCHLORIDE TABLETS")
     extended = candidate(same, title="METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS")
     a, b = scores("When should metformin be stopped for renal impairment?", [plain, extended])
-    assert a - b == pytest.approx(FORMULATION_PENALTY)
+    assert a - b == pytest.approx(DEFAULT.formulation_penalty)
 
 
 def test_question_naming_the_formulation_is_not_penalised() -> None:

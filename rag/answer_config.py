@@ -1,0 +1,58 @@
+"""The answering stage's constants, in one frozen record passed down the chain.
+
+Every value is chosen by cross-validation over the five folds of ../shared/eval/dev.jsonl
+(bench/cv.py), and bench/RESULTS.md reports the figures of the folds it was not chosen on. A value
+that only one question needs does not belong here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """What the re-ranker and the extractive answerer weigh, and where they stop."""
+
+    # Passages read after fusion: the evidence is in fusion's top 20 for 98% of acceptance questions.
+    passages_read: int = 20
+    # Top passages (after re-ranking) in which a question's technical terms must appear.
+    subject_passages: int = 5
+    # Units (sentences, rows) embedded per question when their vectors were not made at ingest.
+    max_embedded: int = 24
+    # Evidence score = w_cosine * similarity to the question + w_terms * idf share of its terms.
+    w_cosine: float = 0.55
+    w_terms: float = 0.45
+    # Below this best evidence score the documents are taken not to answer.
+    abstain_below: float = 0.40
+    # A question term rarer than this (idf) is specific: extra quotes are chosen to cover such terms.
+    specific_idf: float = 2.5
+    # Units within this margin of the best are answer candidates.
+    keep_margin: float = 0.2
+    # Quotes in one answer, and from one passage.
+    max_quotes: int = 6
+    max_per_passage: int = 3
+    # A technical term absent from the top passages and in at most this share of the library's chunks
+    # names a subject the documents do not cover.
+    rare_share: float = 0.02
+    # A label for a form the question does not name (extended-release...) gives way to the plain product.
+    formulation_penalty: float = 0.03
+    # A unit in a section that answers this kind of question (dosage for a dose question...).
+    section_bonus: float = 0.04
+    # A passage whose best unit names the question's subject, when the question names one.
+    subject_bonus: float = 0.15
+
+    def with_values(self, **values: float) -> AnswerConfig:
+        """A copy with some values changed; a name that is not a field is an error (a typo in a grid).
+
+        Example: AnswerConfig().with_values(keep_margin=0.1).keep_margin -> 0.1
+        """
+        known = {f.name: f.type for f in fields(self)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown AnswerConfig field(s): {', '.join(unknown)}")
+        cast = {k: (int(v) if known[k] == "int" else float(v)) for k, v in values.items()}
+        return type(self)(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **cast})
+
+
+DEFAULT = AnswerConfig()
