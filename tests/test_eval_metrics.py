@@ -47,6 +47,23 @@ def test_fold_and_terms():
     assert contains_term("St. John's wort", "st. john")
 
 
+def test_number_boundary_is_read_before_folding():
+    """Folding never joins two numbers into one, nor hides one number inside another."""
+    assert contains_term("15 to < 25 40 + 240", "40")  # 25 and 40 are two numbers; folding made it 2540+240
+    assert not contains_term("15 to < 25 40 + 240", "2540")
+    assert not contains_term("25 mg", "5 mg")
+    assert not contains_term("2,5 mg", "5 mg")  # a decimal comma
+    assert not contains_term("2,5 mg", "2 mg") and not contains_term("a dose of 2,5", "2")
+    assert contains_term("Tablets 2,5 mg and 5 mg", "5 mg")  # a later occurrence counts
+    assert not contains_term("1,240 mg", "240 mg")  # after a thousands separator the number goes on
+    assert contains_term("1000 mg", "1,000 mg") and contains_term("1 000 mg", "1,000 mg")
+    assert contains_term("1\u202f000 mg", "1,000 mg") and contains_term("1,000 mg", "1000 mg")
+    assert contains_term("once-\ndaily", "once daily") and contains_term("ONCE\u2013DAILY", "once daily")
+    assert not contains_term("every 2-4 hours", "24 hours")  # a range is two numbers
+    assert contains_term("every 2\u2013 4 hours", "2-4 hours") and contains_term(">2 to 4 weeks", "4 weeks")
+    assert fold("Once-\ndaily 1,000 MG, 2 - 4 weeks") == "oncedaily1000mg,2-4weeks"
+
+
 def test_must_include_coverage():
     text = "Amoxicillin 500 mg three times daily [1]."
     assert must_include_coverage(text, ["amoxicillin", "500 mg", "5 days"]) == pytest.approx(2 / 3)
