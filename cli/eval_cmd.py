@@ -72,5 +72,21 @@ def format_summary(summary: dict) -> str:
         floor = f"  (floor {floors[name]:.2f})" if name in floors else ""
         lines.append(f"  {name:<22} {'-' if v is None else f'{v:.3f}'}{floor}")
     lines.append(f"  {'latency ms p50/p95':<22} {m.get('latency_ms_p50')}/{m.get('latency_ms_p95')}")
+    for key in ("by_category", "by_fold"):
+        lines += group_lines(key.removeprefix("by_"), summary.get(key) or {})
     lines.append(f"{'PASS' if summary['passed'] else 'FAIL'}  report: {summary['report_dir']}")
     return "\n".join(lines)
+
+
+def group_lines(title: str, groups: dict[str, dict]) -> list[str]:
+    """A plain table of the target figures, one row per category or fold ('-': items without one)."""
+    from eval.report import GROUP_FIGURES, group_cell
+
+    if not groups:
+        return []
+    width = max(len(title), *(len(n) for n in groups)) + 2
+    out = [f"  {title:<{width}}{'items':>6}{'ans':>5}" + "".join(f"{h:>14}" for _, h in GROUP_FIGURES)]
+    for name, g in groups.items():
+        cells = "".join(f"{group_cell(g.get(f), f):>14}" for f, _ in GROUP_FIGURES)
+        out.append(f"  {name:<{width}}{g['items']:>6}{g['answerable']:>5}{cells}")
+    return out

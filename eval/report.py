@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 
 TREND = ("faithfulness", "gold_at_5", "must_include", "citation_validity", "context_recall", "abstention_recall")
 ITEM_PARTS = ("faithfulness", "must_include", "citation_validity", "gold_at_5")
+# The issue's target figures, shown per category and per fold: (summary field, column heading).
+GROUP_FIGURES = (("gold_at_1", "gold@1"), ("gold_at_5", "gold@5"), ("must_include", "must_include"),
+                 ("answerable_refused", "ans refused"), ("abstention_recall", "unans refused"),
+                 ("median_words", "median words"), ("faithfulness", "faithful"))
 
 
 def item_score(row: dict) -> float:
@@ -112,7 +116,9 @@ def render_html(rows: list[dict], summary: dict, image: str) -> str:
     ]
     if summary["failures"]:
         head.append("<ul>" + "".join(f'<li class="fail">{e(f)}</li>' for f in summary["failures"]) + "</ul>")
-    body = head + [_aggregates(summary), f'<h2>Trend</h2><img src="{e(image)}" alt="trend of the quality metrics">',
+    body = head + [_aggregates(summary), _groups(summary, "by_category", "Per category"),
+                   _groups(summary, "by_fold", "Per fold (- : items without a fold)"),
+                   f'<h2>Trend</h2><img src="{e(image)}" alt="trend of the quality metrics">',
                    _questions(rows)]
     return (f"<!doctype html><html><head><meta charset=utf-8><title>Evaluation {e(summary['run_id'])}</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
@@ -137,6 +143,30 @@ def _aggregates(summary: dict) -> str:
                f"p50 {_ms(m.get('latency_ms_p50'))} ms, p95 {_ms(m.get('latency_ms_p95'))} ms. "
                f"Counts: {escape(json.dumps(summary['counts']))}. Allowed drop against the previous comparable "
                f"run: {max_drop:.3f}.</p>")
+    return "".join(out)
+
+
+def group_cell(value: float | None, field: str) -> str:
+    """One figure of a per-group table: words as a whole number, shares with three decimals.
+
+    Example: (158.5, 'median_words') -> '158'; (0.25, 'gold_at_1') -> '0.250'; (None, 'gold_at_1') -> '-'
+    """
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if field == "median_words" else f"{value:.3f}"
+
+
+def _groups(summary: dict, key: str, title: str) -> str:
+    groups = summary.get(key) or {}
+    if not groups:
+        return ""
+    out = [f"<h2>{escape(title)}</h2><table><tr><th>{escape(key.removeprefix('by_'))}</th><th>items</th>"
+           "<th>answerable</th>" + "".join(f"<th>{escape(h)}</th>" for _, h in GROUP_FIGURES) + "</tr>"]
+    for name, g in groups.items():
+        cells = "".join(f"<td class=num>{group_cell(g.get(f), f)}</td>" for f, _ in GROUP_FIGURES)
+        out.append(f"<tr><td>{escape(name)}</td><td class=num>{g['items']}</td><td class=num>{g['answerable']}</td>"
+                   f"{cells}</tr>")
+    out.append("</table>")
     return "".join(out)
 
 

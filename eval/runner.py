@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ def run_eval(config: EvalConfig, settings: Settings, qa: QA | None = None, judge
         "dataset": _dataset_info(config, items, key), "index_version": index_version,
         "index_versions": sorted({r["index_version"] for r in rows if r["index_version"]}),
         "generator": generator, "judge": judge_info, "versions": versions(), "metrics": metrics,
-        "counts": counts(rows), "thresholds": {"floors": config.thresholds.floors,
+        "counts": counts(rows), "by_category": by_group(rows, "category"), "by_fold": by_group(rows, "fold"),
+        "thresholds": {"floors": config.thresholds.floors,
                                                "max_drop": config.thresholds.max_drop},
         "previous_run": baseline, "failures": failures, "passed": not failures,
         "report_dir": str(config.report_dir or settings.home / "eval-reports" / run_id),
@@ -186,6 +188,7 @@ def evaluate_item(item: Item, qa: QA, scorer, pages: PageTexts, generator: str |
 def _base_row(item: Item) -> dict:
     return {
         "id": item.id, "question": item.question, "category": item.category, "difficulty": item.difficulty,
+        "fold": item.fold,
         "answerable": item.answerable, "abstained": None, "answer": "", "generator": "", "index_version": "",
         "citations": [], "retrieved": [], "gold_rank": None, "gold_at_1": None, "gold_at_5": None,
         "gold_at_10": None, "must_include": None, "must_include_missing": [], "citation_precision": None,
@@ -235,10 +238,35 @@ def aggregate(rows: list[dict]) -> dict:
     out["faithfulness"] = mean(r["faithfulness"] for r in ok if not r["abstained"])
     out["abstention_precision"], out["abstention_recall"] = abstention_scores(
         (r["answerable"], bool(r["abstained"])) for r in ok)
+    out["answerable_refused"] = mean(float(bool(r["abstained"])) for r in ok if r["answerable"])
+    words = [len(strip_markers(r["answer"]).split()) for r in ok if r["answerable"] and r["abstained"] is False]
+    out["median_words"] = statistics.median(words) if words else None
     lat = [r["latency_ms"] for r in ok if r["latency_ms"] is not None]
     out["latency_ms_mean"] = round(sum(lat) / len(lat), 1) if lat else None
     out["latency_ms_p50"], out["latency_ms_p95"] = percentile(lat, 50), percentile(lat, 95)
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def group_name(value: object) -> str:
+    """The name a row's category or fold is grouped under: '-' when it has none.
+
+    Example: 3 -> '3'; None -> '-'; '' -> '-'
+    """
+    return "-" if value is None or value == "" else str(value)
+
+
+def by_group(rows: list[dict], field: str) -> dict[str, dict]:
+    """aggregate() per value of rows' `field` (category, fold), with its item counts; '-' (none) last.
+
+    Example: rows with folds 1, 0, None, 0 -> keys ['0', '1', '-']
+    """
+    names = {group_name(r.get(field)) for r in rows}
+    order = sorted(names, key=lambda n: (n == "-", int(n) if n.isdigit() else 0, n))
+    out = {}
+    for name in order:
+        part = [r for r in rows if group_name(r.get(field)) == name]
+        out[name] = {"items": len(part), "answerable": sum(bool(r["answerable"]) for r in part), **aggregate(part)}
+    return out
 
 
 def counts(rows: list[dict]) -> dict:

@@ -11,6 +11,7 @@ import pytest
 
 from cli.main import main
 from eval.config import EvalConfig
+from eval.metrics import strip_markers
 from eval.runner import run_eval
 from rag.config import Settings
 from rag.qa import QA
@@ -133,6 +134,49 @@ def test_report_files_written_and_readable(home: Path, tmp_path: Path, capsys: p
     assert (out / "trend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     runs = sqlite3.connect(home / "gqa.sqlite").execute("SELECT run_id, passed FROM eval_runs").fetchall()
     assert runs == [(summary["run_id"], 1)]
+
+
+def _with_folds(path: Path, folds: dict[str, int]) -> Path:
+    """A copy of the demo set in which the named items carry a fold (the others none)."""
+    lines = []
+    for line in DEMO_SET.read_text().splitlines():
+        obj = json.loads(line)
+        if obj["id"] in folds:
+            obj["fold"] = folds[obj["id"]]
+        lines.append(json.dumps(obj))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_figures_per_fold_and_category(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    """The scripted refusals (demo-008 answerable, demo-009/010 not) land in the groups they belong to."""
+    folds = {f"demo-{i:03d}": 0 for i in (1, 2, 3, 4, 9)} | {f"demo-{i:03d}": 1 for i in (5, 6, 7, 8)}
+    dataset = _with_folds(tmp_path / "folds.jsonl", folds)  # demo-010 has no fold
+    out = tmp_path / "r"
+    assert main(["eval", str(dataset), "--report", str(out), "--no-progress", *LOW]) == 0
+    stdout = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    by_fold, by_cat = summary["by_fold"], summary["by_category"]
+    assert list(by_fold) == ["0", "1", "-"]
+    assert [(g["items"], g["answerable"]) for g in by_fold.values()] == [(5, 4), (4, 4), (1, 0)]
+    assert [g["answerable_refused"] for g in by_fold.values()] == [0.0, 0.25, None]
+    assert [g["abstention_recall"] for g in by_fold.values()] == [1.0, None, 1.0]
+    assert (by_cat["dosing"]["items"], by_cat["dosing"]["answerable_refused"]) == (4, 0.0)
+    assert (by_cat["safety"]["answerable_refused"], by_cat["safety"]["abstention_recall"]) == (1.0, None)
+    assert summary["metrics"]["answerable_refused"] == 0.125  # the existing fields stay, one added
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["fold"] for r in rows] == [folds.get(r["id"]) for r in rows]
+    words = sorted(len(strip_markers(r["answer"]).split()) for r in rows if r["fold"] == 1 and not r["abstained"])
+    assert len(words) == 3 and by_fold["1"]["median_words"] == words[1]  # the middle of three answers
+    table = stdout[stdout.index("  fold"):].splitlines()
+    assert table[0].split()[:3] == ["fold", "items", "ans"]
+    assert table[2].split()[:3] == ["1", "4", "4"] and "0.250" in table[2].split()
+    assert table[3].split()[:3] == ["-", "1", "0"]
+    assert "  category" in stdout and any(line.split()[:2] == ["safety", "1"] for line in stdout.splitlines())
+    html = (out / "report.html").read_text()
+    assert "<h2>Per fold" in html and "<h2>Per category</h2>" in html
+    fold_table = html[html.index("<h2>Per fold"):html.index("<h2>Trend")]
+    assert fold_table.count("<tr>") == 4 and "<td>-</td><td class=num>1</td><td class=num>0</td>" in fold_table
 
 
 def test_floor_failure_exits_1_with_one_line(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
