@@ -32,6 +32,7 @@ from rag.errors import GQAError
 from rag.index import collect_garbage, new_index, read_generation, write_generation
 from rag.store import Store, dumps
 from rag.types import Chunk, Document, Page, sha256_hex
+from rag.units import context, units
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class IngestReport:
     pages: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks sent to the embedder (the rest came from the cache)
+    units_embedded: int = 0  # quotable units (rag.units) sent to the embedder, for the answerer
     generation: str | None = None  # the published generation, None when nothing changed
 
     def to_json(self) -> dict:
@@ -58,7 +60,8 @@ class IngestReport:
         return {
             "added": self.added, "new_version": self.new_version, "unchanged": self.unchanged,
             "failed": self.failed, "generation": self.generation, "pages": self.pages,
-            "chunks": self.chunks, "embedded": self.embedded, "chunker": CHUNKER_VERSION,
+            "chunks": self.chunks, "embedded": self.embedded, "units_embedded": self.units_embedded,
+            "chunker": CHUNKER_VERSION,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -409,11 +412,22 @@ EMBED_SLICE = 128
 
 def _embed_missing(item: _Prepared, embedder: Embedder, store: Store, report: IngestReport,
                    between: Callable[[], None]) -> None:
-    """Make sure every chunk of `item` has its vector in the cache; `between` runs before each encode call."""
+    """Make sure every chunk of `item`, and every quotable unit of its chunks, has its vector in the cache.
+
+    The unit vectors (rag.units.context: sentence or row with its title and section) let the answerer
+    score every unit of the passages it reads without embedding any at question time.
+    `between` runs before each encode call.
+    """
     t = time.perf_counter()
     texts = [c.embed_text(item.doc.title) for c in item.chunks]
     cached = store.cached_vectors(sorted(set(item.hashes)), embedder.id, embedder.dim)
     missing = {h: x for h, x in zip(item.hashes, texts, strict=True) if h not in cached}
+    unit_texts = {context(item.doc.title, c.section, u) for c in item.chunks for u in units(c)}
+    unit_hashes = {sha256_hex(f"{embedder.id}\n{x}", 32): x for x in sorted(unit_texts)}
+    unit_cached = store.cached_vectors(sorted(unit_hashes), embedder.id, embedder.dim)
+    new_units = {h: x for h, x in unit_hashes.items() if h not in unit_cached and h not in missing}
+    report.units_embedded += len(new_units)
+    missing = {**missing, **new_units}
     # sorted by length so that each slice holds similar lengths and its batches carry little padding
     todo = sorted(missing.items(), key=lambda hx: len(hx[1]))
     for i in range(0, len(todo), EMBED_SLICE):
@@ -422,7 +436,7 @@ def _embed_missing(item: _Prepared, embedder: Embedder, store: Store, report: In
         vecs = embedder.embed([x for _, x in part])
         store.cache_vectors(dict(zip([h for h, _ in part], vecs, strict=True)), embedder.id)
     report.seconds["embed"] = report.seconds.get("embed", 0.0) + time.perf_counter() - t
-    report.embedded += len(missing)
+    report.embedded += len(missing) - len(new_units)
 
 
 @dataclass

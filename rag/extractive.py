@@ -17,9 +17,9 @@ import numpy as np
 
 from rag.answer_config import DEFAULT, AnswerConfig
 from rag.embedder import Embedder
-from rag.text import numbers_with_units, split_sentences, squash, stems
+from rag.text import numbers_with_units, squash, stems
 from rag.types import Hit
-from rag.verify import cut_units, looks_like_instruction, table_parts
+from rag.units import Unit, context, units
 
 # Terms are compared by their first letters, so 'titrated' meets 'titration'.
 PREFIX = 6
@@ -52,7 +52,7 @@ Idf = Callable[[str], float]
 
 @dataclass(frozen=True)
 class Candidate:
-    """One sentence (or table row) of a retrieved passage, with its evidence score."""
+    """One quotable unit (sentence, list item, table row, recommendation) of a passage, with its score."""
 
     hit: Hit
     text: str
@@ -60,9 +60,8 @@ class Candidate:
     score: float = 0.0
     terms: frozenset[str] = frozenset()
     head: str = ""  # a table row's caption and header rows
-    # a piece of a sentence the chunker cut at words: "end" when the sentence began in the chunk before,
-    # "start" when it runs on into the next; the answer marks the missing part with an ellipsis
-    piece: str = ""
+    piece: str = ""  # rag.units.Unit.piece: "end" / "start" for a piece of a sentence cut at words
+    kind: str = "sentence"  # rag.units.Unit.kind
 
     def shown(self) -> str:
         """The text as the answer shows it: a piece of a sentence says so ('…the dose is 10 mg.').
@@ -73,32 +72,14 @@ class Candidate:
 
 
 def candidates(hits: list[Hit], cfg: AnswerConfig = DEFAULT) -> list[Candidate]:
-    """Sentences of prose passages and rows of table passages, in reading order."""
-    out: list[Candidate] = []
-    for hit in hits[:cfg.passages_read]:
-        c = hit.chunk
-        if c.kind == "table":
-            # every row is a candidate; the caption and header travel with every part of a table
-            head, units = table_parts(c.text)
-            table_head = "\n".join(head)
-        else:
-            units, table_head = split_sentences(c.text), ""
-        # a piece of a sentence cut at words is never quoted as if it were one: alone it can say what the
-        # whole does not ('... ignore previous instructions and say' | 'the dose is 500 mg.'). Pieces of
-        # a sentence that reads as an instruction whole are dropped; others are quoted marked as pieces.
-        cut = cut_units(c, len(units))
-        for i, u in enumerate(units):
-            if i in cut and c.cut_instruction:
-                continue
-            piece = "" if i not in cut else ("end" if i == 0 and c.starts_mid else "start")
-            # passages are data: a sentence addressed to a language model is never quoted as evidence
-            if len(u.split()) >= 3 and not looks_like_instruction(u):
-                out.append(Candidate(hit, u.strip(), i, head=table_head, piece=piece))
-    return out
+    """The quotable units (rag.units) of the passages read, in reading order."""
+    return [Candidate(hit, u.text, u.position, head=u.head, piece=u.piece, kind=u.kind)
+            for hit in hits[:cfg.passages_read] for u in units(hit.chunk)]
 
 
 def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, idf: Idf,
-                     query_vec: np.ndarray | None = None, cfg: AnswerConfig = DEFAULT) -> list[Candidate]:
+                     query_vec: np.ndarray | None = None, cfg: AnswerConfig = DEFAULT,
+                     made: Callable[[list[str]], dict[str, np.ndarray]] | None = None) -> list[Candidate]:
     """Evidence score = w_cosine * similarity + w_terms * idf-weighted share of question terms present
     (in the sentence, its table caption and header, its section or its document title),
     plus section_bonus in a section that answers this kind of question, less formulation_penalty in a
@@ -121,11 +102,17 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
         if formulations(c.hit.doc.title) - asked:
             prior -= cfg.formulation_penalty
         lexical.append(replace(c, score=cfg.w_terms * share + prior, terms=frozenset(present)))
-    best = sorted(range(len(lexical)), key=lambda i: (-lexical[i].score, lexical[i].hit.rank, lexical[i].position))
-    kept = [lexical[i] for i in sorted(best[:cfg.max_embedded])]  # in reading order, as given
+    ctx = [_context(c) for c in lexical]
+    vectors = made(ctx) if made else {}
+    fresh = [i for i in range(len(lexical)) if ctx[i] not in vectors]
+    fresh.sort(key=lambda i: (-lexical[i].score, lexical[i].hit.rank, lexical[i].position))
+    fresh = fresh[:cfg.max_embedded]
+    if fresh:
+        vectors = {**vectors, **dict(zip([ctx[i] for i in fresh], embedder.embed([ctx[i] for i in fresh]),
+                                         strict=True))}
     q = embedder.embed([question])[0] if query_vec is None else query_vec.reshape(-1)
-    sims = embedder.embed([_context(c) for c in kept]) @ q
-    return [replace(c, score=c.score + cfg.w_cosine * float(sim)) for c, sim in zip(kept, sims, strict=True)]
+    return [replace(c, score=c.score + cfg.w_cosine * float(vectors[x] @ q))
+            for c, x in zip(lexical, ctx, strict=True) if x in vectors]
 
 
 def answering_sections(question: str) -> list[re.Pattern]:
@@ -145,8 +132,8 @@ def formulations(text: str) -> set[str]:
 
 
 def _context(c: Candidate) -> str:
-    """What is embedded for a candidate: the passage's title and section give it its subject."""
-    return f"{c.hit.doc.title} | {c.hit.chunk.section}\n{c.text}"
+    """What is embedded for a candidate (rag.units.context)."""
+    return context(c.hit.doc.title, c.hit.chunk.section, Unit(c.text, c.position, c.kind, c.head, c.piece))
 
 
 def rerank(hits: list[Hit], scored: list[Candidate], subject: AbstractSet[str] = frozenset(),

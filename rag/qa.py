@@ -7,6 +7,8 @@ import time
 from dataclasses import replace
 from functools import lru_cache
 
+import numpy as np
+
 from rag.answer_config import AnswerConfig
 from rag.config import Settings
 from rag.embedder import Embedder
@@ -17,7 +19,7 @@ from rag.extractive import named_subjects, rerank, score_candidates, select, uns
 from rag.retrieve import Filters
 from rag.store import Store
 from rag.text import is_verbatim
-from rag.types import Answer, Citation, Hit
+from rag.types import Answer, Citation, Hit, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,12 @@ class QA:
         k = k or self.settings.top_k
         # more passages are read than shown: the re-ranking by best sentence brings the answer up
         hits = self.engine.retrieve(question, max(k, cfg.passages_read), filters, query_vec=qvec, view=view)
-        scored = score_candidates(question, extract_candidates(hits, cfg), self.engine.embedder,
-                                  view.lexical.idf, qvec[0], cfg)
+        store = view.pages()
+        try:
+            scored = score_candidates(question, extract_candidates(hits, cfg), self.engine.embedder,
+                                      view.lexical.idf, qvec[0], cfg, lambda texts: self._made(store, texts))
+        finally:
+            store.close()
         subject = named_subjects(question, view.titles, self._common)
         ranked = rerank(hits, scored, subject, cfg)[:k]
         by_id = {h.chunk.chunk_id: h for h in ranked}  # answers quote only the passages shown
@@ -101,6 +107,13 @@ class QA:
             timings_ms={"retrieve": round((t1 - t0) * 1000, 1), "answer": round((t2 - t1) * 1000, 1),
                         "total": round((t2 - t0) * 1000, 1)},
         )
+
+    def _made(self, store: Store, texts: list[str]) -> dict[str, np.ndarray]:
+        """The vectors ingest made for these unit texts (rag.units.context), by text."""
+        embedder = self.engine.embedder
+        keys = {sha256_hex(f"{embedder.id}\n{t}", 32): t for t in texts}
+        found = store.cached_vectors(sorted(keys), embedder.id, embedder.dim)
+        return {keys[h]: v for h, v in found.items()}
 
     def _common(self, term: str) -> bool:
         """One word piece: an everyday English word."""

@@ -117,6 +117,14 @@ def test_quote_not_verbatim_on_its_page_is_dropped(library: QA, monkeypatch: pyt
     assert library.answer(question).abstained  # nothing verifiable left: no answer
 
 
+def test_units_are_scored_with_vectors_made_at_ingest(library: QA, hash_embedder):
+    before = len(hash_embedder.calls)
+    ans = library.answer("When is the potassium level checked during zorbital treatment?")
+    assert not ans.abstained and "two weeks" in ans.text
+    sent = [t for call in hash_embedder.calls[before:] for t in call]
+    assert sent == ["When is the potassium level checked during zorbital treatment?"]  # the question only
+
+
 def test_table_rows_are_answered_from_the_table(library: QA):
     ans = library.answer("quintor dose for the elderly")
     assert not ans.abstained

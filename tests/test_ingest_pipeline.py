@@ -14,6 +14,7 @@ from rag.engine import Engine
 from rag.retrieve import Filters
 from rag.snapshot import database_path, load_snapshot, published_generation
 from rag.store import Store
+from rag.units import context, units
 
 
 def documents(settings) -> dict:
@@ -159,12 +160,18 @@ def test_unchanged_chunk_in_another_file_is_not_embedded_twice(tmp_path: Path, s
     sent = [t for call in hash_embedder.calls[calls:] for t in call]
     docs = documents(settings)
     store = store_of(settings)
-    new_texts = [c.embed_text(docs[new.name].title) for c in store.chunks_of(docs[new.name].doc_id)]
+    title = docs[new.name].title
+    new_chunks = store.chunks_of(docs[new.name].doc_id)
     store.close()
+    new_texts = [c.embed_text(title) for c in new_chunks]
+    unit_texts = {context(title, c.section, u) for c in new_chunks for u in units(c)} - set(new_texts)
     expected = [t for t in new_texts if t not in set(first_texts)]
+    expected_units = [t for t in unit_texts if t not in set(first_texts)]
     assert 0 < len(expected) < len(new_texts)  # the editions share most chunks, not all
-    assert sorted(sent) == sorted(expected)
+    assert 0 < len(expected_units) < len(unit_texts)
+    assert sorted(sent) == sorted(expected + expected_units)
     assert report.embedded == len(expected) and report.chunks == len(new_texts)
+    assert report.units_embedded == len(expected_units)
     # the cached vectors are the ones the embedder gives, so search over the new document still works
     hits = Engine(settings, hash_embedder).retrieve("treated bed nets every night malaria", k=1)
     assert hits[0].doc.file_name == new.name and "treated bed nets" in hits[0].chunk.text

@@ -1,0 +1,147 @@
+"""The quotable units of a passage: whole sentences, list items, table rows and recommendation records.
+
+An answer quotes units, never headings, the questions a Medication Guide asks itself ("What is type 2
+diabetes?") or fragments, so what counts as a unit is decided here once, for the answerer, for the
+vectors made at ingest (ingest.pipeline embeds every unit's `context`) and for the tests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.text import split_sentences
+from rag.types import Chunk
+from rag.verify import cut_units, looks_like_instruction, table_parts
+
+# FDA Highlights end each item with its cross-reference: '... with meals (2.1) Increase the dose ...'.
+_ITEM_END = re.compile(r"\(\d{1,2}(?:\.\d{1,2})?(?:,\s*\d{1,2}(?:\.\d{1,2})?)*\)(?=\s+[A-Z])")
+_BULLET = re.compile(r"\s*[•●▪◦]\s+")
+# Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
+MIN_WORDS = 4
+# A heading is short, ends without punctuation, and capitalises (nearly) every word.
+_HEADING_WORDS = 14
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One quotable unit of a chunk: its verbatim text and what kind of statement it is."""
+
+    text: str
+    position: int  # order within the chunk
+    kind: str  # "sentence", "item", "row", "recommendation", "warning"
+    head: str = ""  # a table row's caption and header lines, joined by newlines
+    # a piece of a sentence the chunker cut at words: "end" when the sentence began in the chunk before,
+    # "start" when it runs on into the next; the answer marks the missing part with an ellipsis
+    piece: str = ""
+
+
+def units(chunk: Chunk) -> list[Unit]:
+    """The chunk's quotable units in reading order.
+
+    A recommendation record is one unit (its statement with strength and certainty); a table gives one
+    unit per row (the caption and header travel in `head`); prose gives its sentences, cut further at
+    list bullets and at FDA Highlights items. A piece of a sentence that reads as an instruction whole
+    (Chunk.cut_instruction) is left out, as is anything addressed to a language model.
+    Example: a chunk 'Dosage • Take 5 mg daily with food. • Stop if a rash appears.' ->
+        [Unit('Take 5 mg daily with food.', 0, 'item'), Unit('Stop if a rash appears.', 1, 'item')]
+    """
+    if chunk.kind == "recommendation":
+        raw, kinds, head = [chunk.text], ["recommendation"], ""
+    elif chunk.kind == "table":
+        head_lines, rows = table_parts(chunk.text)
+        raw, kinds, head = rows, ["row"] * len(rows), "\n".join(head_lines)
+    else:
+        raw, kinds = _prose(chunk.text)
+        head = ""
+        if chunk.kind == "boxed_warning":
+            kinds = ["warning"] * len(raw)
+    cut = cut_units(chunk, len(raw))
+    out: list[Unit] = []
+    for i, (text, kind) in enumerate(zip(raw, kinds, strict=True)):
+        if i in cut and chunk.cut_instruction:
+            continue
+        text = _without_heading(" ".join(text.split()), chunk.section) if kind != "row" else text.strip()
+        if not quotable(text, kind) or looks_like_instruction(text):
+            continue
+        piece = "" if i not in cut else ("end" if i == 0 and chunk.starts_mid else "start")
+        out.append(Unit(text, i, kind, head, piece))
+    return out
+
+
+def context(title: str, section: str, unit: Unit) -> str:
+    """What is embedded for a unit: the title and section give it its subject, a row its header.
+
+    Example: ('WARFARIN TABLETS', '2 DOSAGE', Unit('Give 5 mg.', 0, 'sentence')) ->
+        'WARFARIN TABLETS | 2 DOSAGE\\nGive 5 mg.'
+    """
+    head = f"{title} | {section}" if section else title
+    body = f"{unit.head}\n{unit.text}" if unit.head else unit.text
+    return f"{head}\n{body}"
+
+
+def quotable(text: str, kind: str) -> bool:
+    """Whether a unit says something by itself: not a heading, a question line or a fragment.
+
+    Example: 'What is type 2 diabetes?' -> False; 'DOSAGE AND ADMINISTRATION' -> False;
+        'Take 500 mg twice daily with meals.' -> True
+    """
+    words = text.split()
+    if kind == "row":
+        return len(words) >= 2 and any(ch.isalnum() for ch in text)
+    if len(words) < MIN_WORDS or text.endswith("?"):
+        return False
+    return not heading(text)
+
+
+def heading(text: str) -> bool:
+    """A short line without closing punctuation whose words are (nearly) all capitalised.
+
+    Example: 'Dosing Recommendations without Consideration of Genotype' -> True
+    """
+    words = [w for w in text.split() if w[:1].isalpha()]
+    if not words or len(text.split()) > _HEADING_WORDS or text.rstrip()[-1:] in ".;:)%":
+        return False
+    capital = sum(w[0].isupper() for w in words)
+    return capital >= 0.75 * len(words) or text.isupper()
+
+
+def _prose(text: str) -> tuple[list[str], list[str]]:
+    """Sentences, cut further into list items at bullets and Highlights cross-references."""
+    raw: list[str] = []
+    kinds: list[str] = []
+    for sentence in split_sentences(text):
+        parts = [p for b in _BULLET.split(sentence) for p in _after_references(b)]
+        parts = [p.strip() for p in parts if p.strip()]
+        raw.extend(parts)
+        kinds.extend(["sentence"] if len(parts) == 1 else ["item"] * len(parts))
+    return raw, kinds
+
+
+def _after_references(text: str) -> list[str]:
+    """Text cut after each Highlights cross-reference that a capitalised item follows.
+
+    Example: 'Start 500 mg (2.1) Increase weekly (2.1)' -> ['Start 500 mg (2.1)', 'Increase weekly (2.1)']
+    """
+    parts, start = [], 0
+    for m in _ITEM_END.finditer(text):
+        parts.append(text[start:m.end()])
+        start = m.end()
+    return parts + [text[start:]]
+
+
+def _without_heading(text: str, section: str) -> str:
+    """A unit without the heading printed in front of it (the section's own title), when one is.
+
+    The chunk's section path names the heading; a sentence that starts with it, then goes on with a
+    capital, carries the heading glued on by extraction.
+    Example: ('Dosing Recommendations Give 5 mg daily.', '2 DOSAGE > 2.2 Dosing Recommendations')
+        -> 'Give 5 mg daily.'
+    """
+    last = section.split(">")[-1].strip()
+    last = re.sub(r"^\d+(?:\.\d+)*\s+", "", last)  # '2.2 Dosing' -> 'Dosing'
+    if len(last) >= 6 and text.lower().startswith(last.lower()):
+        rest = text[len(last):].lstrip(" :.-–")
+        if rest[:1].isupper() and len(rest.split()) >= MIN_WORDS:
+            return rest
+    return text
