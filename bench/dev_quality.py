@@ -32,30 +32,50 @@ DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 METRICS = ("gold_at_1", "gold_at_5", "must_include", "answerable_refused", "unanswerable_refused", "median_words")
 
 
-def figures(runs: Iterable[tuple[Item, Answer]]) -> dict:
-    """The issue's figures for a group of (item, answer) pairs; None where a group has no such items.
+def question_figures(item: Item, answer: Answer) -> dict:
+    """What one answer contributes to the figures: gold rank, decisive terms found, refused, words.
+
+    `words` is None for a refusal (the median is over the answers given to answerable questions).
+    """
+    text = strip_markers(answer.text)
+    return {
+        "id": item.id, "fold": item.fold, "category": item.category, "answerable": item.answerable,
+        "has_gold": bool(item.sources), "gold_rank": gold_rank(answer.hits, item),
+        "terms_found": sum(contains_term(text, t) for t in item.must_include) if item.answerable else 0,
+        "terms_total": len(item.must_include) if item.answerable else 0,
+        "refused": answer.abstained, "words": None if answer.abstained else len(text.split()),
+    }
+
+
+def pooled(rows: Iterable[dict]) -> dict:
+    """The issue's figures over rows of question_figures(); None where a group has no such items.
 
     must_include is pooled over terms (found terms / all terms), as the targets are stated.
+    Example: rows of two answerable questions, ranks 1 and 3, terms 2/2 and 0/1 -> gold_at_1 0.5, must_include 0.667
     """
-    runs = list(runs)
-    ans = [(i, a) for i, a in runs if i.answerable]
-    un = [a for i, a in runs if not i.answerable]
-    ranks = [gold_rank(a.hits, i) for i, a in ans if i.sources]
-    terms = [(contains_term(strip_markers(a.text), t)) for i, a in ans for t in i.must_include]
-    words = [len(strip_markers(a.text).split()) for _, a in ans if not a.abstained]
+    rows = list(rows)
+    ans = [r for r in rows if r["answerable"]]
+    ranks = [r["gold_rank"] for r in ans if r["has_gold"]]
+    words = [r["words"] for r in ans if r["words"] is not None]
+    total = sum(r["terms_total"] for r in ans)
 
     def share(xs: list) -> float | None:
         return sum(xs) / len(xs) if xs else None
 
     return {
-        "n": len(runs), "answerable": len(ans),
+        "n": len(rows), "answerable": len(ans),
         "gold_at_1": share([r == 1 for r in ranks]),
         "gold_at_5": share([r is not None and r <= 5 for r in ranks]),
-        "must_include": share(terms),
-        "answerable_refused": share([a.abstained for _, a in ans]),
-        "unanswerable_refused": share([a.abstained for a in un]),
+        "must_include": sum(r["terms_found"] for r in ans) / total if total else None,
+        "answerable_refused": share([r["refused"] for r in ans]),
+        "unanswerable_refused": share([r["refused"] for r in rows if not r["answerable"]]),
         "median_words": statistics.median(words) if words else None,
     }
+
+
+def figures(runs: Iterable[tuple[Item, Answer]]) -> dict:
+    """The issue's figures for a group of (item, answer) pairs (pooled() of their question_figures())."""
+    return pooled(question_figures(i, a) for i, a in runs)
 
 
 def table(title: str, groups: dict[str, dict]) -> str:
