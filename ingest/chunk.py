@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingest import records
+from ingest import records, tables
 from ingest.sections import (
     GAP,
     RUN_ON_WORDS,
@@ -45,7 +45,10 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 #    and year (ingest.records).
 # 5: the sentences of an FDA boxed warning are chunks of their own, of kind "boxed_warning".
 # 6: table chunks carry their caption, header cells and each row's cells as fields.
-CHUNKER_VERSION = 6
+# 7: tables found by position wherever they stand (uncaptioned ones too), a row's cells paired with their
+#    column's label (a multi-row header merged), a table continued on the next page keeps its header
+#    there, and a table's chunk never spans pages.
+CHUNKER_VERSION = 7
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -65,6 +68,8 @@ class Unit:
     ends_mid: bool = False
     cut_instruction: bool = False
     fields: str = ""  # a recommendation record's strength, certainty and year (ingest.records)
+    cells: tuple[str, ...] = ()  # a table row's cells
+    header: tuple[str, ...] = ()  # its table's labels, one per column (ingest.tables.split_header)
 
 
 def page_units(pages: list[Page]) -> list[Unit]:
@@ -75,6 +80,8 @@ def page_units(pages: list[Page]) -> list[Unit]:
     pending = ""  # a sentence cut by a page break, carried onto the next page
     pending_page = 0
     for page in pages:
+        # a table that ended the page before, which an uncaptioned grid opening this page continues
+        carried = units[-1] if units and units[-1].kind == "table" and units[-1].header else None
         outline = {" ".join(t.split()).lower() for _, t in page.outline}
         boxed = [squash(b) for b in page.boxed]  # the page's boxed warnings, to mark their sentences
         para: list[str] = []
@@ -99,7 +106,9 @@ def page_units(pages: list[Page]) -> list[Unit]:
         def flush_table() -> None:
             nonlocal table
             if table:
-                units.extend(_table_units(table, page.number, path.text()))
+                opens = carried is not None and not CAPTION.match(table[0]) and not any(
+                    u.page == page.number for u in units[-1:])
+                units.extend(_table_units(table, page.number, path.text(), carried if opens else None))
             table = None
 
         def flush_record(lines: list[str]) -> None:
@@ -157,13 +166,16 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 flush_para()
                 table = [line]
                 continue
+            following = " ".join(ln for ln in lines[i + 1:i + 4] if ln)  # a wrapped cell may come between
             if table is not None:
-                if (GAP in line or len(line) < 60) and not _prose_after_grid(table, line):
+                # an uncaptioned grid is its gapped lines and the wrapped cells between them
+                inside = GAP in following if not CAPTION.match(table[0]) else not _prose_after_grid(table, line)
+                if GAP in line or (len(line) < 60 and inside):
                     table.append(line)
                     continue
                 flush_table()
-            if GAP in line and line.count(GAP) >= 2:
-                # an uncaptioned grid (layout text): treat consecutive gapped lines as a table
+            if GAP in line and (line.count(GAP) >= 2 or GAP in following):
+                # an uncaptioned grid (cells by position, ingest.tables): consecutive gapped lines
                 flush_para()
                 table = [line]
                 continue
@@ -238,18 +250,19 @@ def _continues_item(before: list[str], after: list[str], labels: frozenset[str])
 
 
 def _table_fields(head: str, rows: list[Unit]) -> str:
-    """A table chunk's caption, header cells and each row's cells as Chunk.fields JSON ('' for a record
-    list, which has no header). Cells are the ' | ' parts of the rows as extraction wrote them.
+    """A table chunk's caption, header (one label per column, merged from its header rows) and each
+    row's cells as Chunk.fields JSON ('' for a record list, which has no header).
 
-    Example: ('Table 1. Doses\nGroup | Dose', [Unit('table', 'Adults | 10 mg', ...)])
+    Example: ('Table 1. Doses\nGroup | Dose', [Unit('table', 'Group: Adults · Dose: 10 mg', ...,
+              cells=('Adults', '10 mg'), header=('Group', 'Dose'))])
         -> '{"table":{"caption":"Table 1. Doses","cells":[["Adults","10 mg"]],"header":["Group","Dose"]}}'
     """
     lines = [ln for ln in head.split("\n") if ln.strip()]
     caption = lines[0] if lines and CAPTION.match(lines[0]) else ""
-    header = [c.strip() for ln in lines[1 if caption else 0:][:1] for c in ln.split(GAP)]
+    header = list(rows[0].header) if rows else []
     if not caption and not header:
         return ""
-    cells = [[c.strip() for c in u.text.split(GAP)] for u in rows]
+    cells = [list(u.cells) or [c.strip() for c in u.text.split(GAP)] for u in rows]
     return json.dumps({"table": {"caption": caption, "header": header, "cells": cells}}, sort_keys=True,
                       separators=(",", ":"))
 
@@ -291,8 +304,10 @@ def _join_lines(lines: list[str]) -> str:
     return out.strip()
 
 
-def _table_units(lines: list[str], page: int, section: str) -> list[Unit]:
-    """A table's rows as units; the caption and first row (its header) travel with every part."""
+def _table_units(lines: list[str], page: int, section: str, carried: Unit | None = None) -> list[Unit]:
+    """A table's rows as units, each cell paired with its column's label (ingest.tables); the caption
+    and header rows travel with every part. `carried`: the last row of the table this one continues
+    from the page before (its caption, header and labels go on; a header printed again is dropped)."""
     caption = lines[0] if CAPTION.match(lines[0]) else ""
     body = lines[1:] if caption else lines
     while body and not body[-1]:
@@ -318,11 +333,26 @@ def _table_units(lines: list[str], page: int, section: str) -> list[Unit]:
                 rows.append(ln)
     if not rows:
         return [Unit("table", caption, page, page, section)]
-    header = rows[0]
-    head = "\n".join(x for x in (caption, header) if x)
-    return [Unit("table", r, page, page, section, table_head=head) for r in rows[1:]] or [
-        Unit("table", header, page, page, section, table_head=caption)
-    ]
+    cells = [[c.strip() for c in r.split(GAP)] for r in rows]
+    n, labels = tables.split_header(cells)
+    head = "\n".join(x for x in (caption, *rows[:n]) if x)
+    if carried is not None:
+        width = len(carried.header)
+        if [c for r in cells[:n] for c in r] == [c for r in _head_cells(carried.table_head) for c in r]:
+            rows, cells = rows[n:], cells[n:]  # the header printed again
+        elif any(len(r) != width for r in cells):
+            carried = None  # not the same columns: a table of its own
+        if carried is not None:
+            head, labels, n = carried.table_head, list(carried.header), 0
+    if n and len(rows) <= n:
+        return [Unit("table", "\n".join(rows), page, page, section, table_head=caption)]
+    return [Unit("table", tables.pair(labels, c), page, page, section, table_head=head, cells=tuple(c),
+                 header=tuple(labels)) for c in cells[n:]]
+
+
+def _head_cells(head: str) -> list[list[str]]:
+    """The cells of a table head's header rows (its caption left out)."""
+    return [[c.strip() for c in ln.split(GAP)] for ln in head.split("\n") if ln.strip() and not CAPTION.match(ln)]
 
 
 def chunk_pages(
@@ -366,7 +396,7 @@ def chunk_pages(
         cost = sizes[u.text] + 1
         head_cost = sizes.get(u.table_head, 0) + 1 if u.table_head else 0
         same = group and group[-1].section == u.section and group[-1].kind == u.kind != "recommendation" and (
-            group[-1].table_head == u.table_head) and group[-1].page_end >= u.page - (u.kind == "table")
+            group[-1].table_head == u.table_head) and group[-1].page_end >= u.page
         if same and used + cost <= budget:
             group.append(u)
             used += cost
@@ -383,7 +413,8 @@ def chunk_pages(
             injected = len(pieces) > 1 and looks_like_instruction(u.text)
             for i, piece in enumerate(pieces):
                 group = [Unit(u.kind, piece, u.page, u.page_end, u.section, u.table_head, starts_mid=i > 0,
-                              ends_mid=i < len(pieces) - 1, cut_instruction=injected, fields=u.fields)]
+                              ends_mid=i < len(pieces) - 1, cut_instruction=injected, fields=u.fields,
+                              cells=u.cells, header=u.header)]
                 emit()
             group, used = [], 0
     emit()

@@ -18,6 +18,9 @@ BOX_MAX_AREA = 0.6
 BOX_WIDTH = 0.4
 # A bar of a frame is at most this thick (points): FDA boxed warnings are framed by 3-4 point bars.
 BAR = 5.0
+# pypdf joins the text shows of one line of a BT block into one run, padding gaps with spaces; a gap
+# wider than this many font heights (ingest.layout.CELL_GAP) parts cells, so the run is cut there.
+CELL_GAP = 1.5
 
 
 @dataclass
@@ -31,6 +34,9 @@ class Run:
     text: str
     box: int = -1  # index of the box holding it, -1 for none
     seq: int = -1  # position in the content stream (read numbers runs in the order given)
+    # (x, offset in text) where a text show after a space starts inside the run: a table's column may
+    # start there, closer to the cell before it than CELL_GAP (ingest.layout re-cuts a grid's header)
+    starts: tuple[tuple[float, int], ...] = ()
 
 
 def runs_and_boxes(page) -> tuple[list[Run], list[tuple[float, float, float, float]]] | None:
@@ -54,7 +60,7 @@ def runs_and_boxes(page) -> tuple[list[Run], list[tuple[float, float, float, flo
             bts, tjs = recurse_to_target_op(it, state, b"ET" if op == b"BT" else b"Q", fonts, False)
             if any(t.rotated for t in tjs) or not all(t.font.interpretable for t in tjs):
                 return None
-            groups.extend(bts)
+            groups.extend(_cut_at_gaps(bts, tjs))
         elif op == b"Tf":
             set_font_operation(state, fonts, operands)
         elif op == b"cm":  # a page-level transform (layout mode ignores it: its x and y would not be the page's)
@@ -64,8 +70,67 @@ def runs_and_boxes(page) -> tuple[list[Run], list[tuple[float, float, float, flo
     if any(g["flip_sort"] < 0 for g in groups) and not all(g["flip_sort"] < 0 for g in groups):
         return None  # some text upside down: plain text reads it
     runs = [Run(float(g["tx"]), float(g["displaced_tx"]), float(g["ty"]), float(g["font_height"]) or 1.0,
-                g["text"]) for g in groups if g["text"].strip()]
+                g["text"], starts=g.get("starts", ())) for g in groups if g["text"].strip()]
     return runs, _rectangles(ops, float(page.mediabox.width), float(page.mediabox.height))
+
+
+def _cut_at_gaps(bts: list, tjs: list) -> list:
+    """pypdf's runs (BTGroups) cut where two of their text shows stand further apart than CELL_GAP.
+
+    A BTGroup starts at a text show (same tx and ty) and takes the shows after it until the next
+    group's; its text is each show's text after as many spaces as its gap holds. Only a group with a
+    wide gap inside is rebuilt, so every other run is pypdf's own.
+    Example: one group '5 to < 8' + 50 spaces + '20 + 160' -> groups '5 to < 8 ' and '20 + 160 '
+    """
+    out: list = []
+    k = 0
+    starts: list[int] = []
+    for g in bts:  # each group's first show, in order
+        while k < len(tjs) and not (tjs[k].tx == g["tx"] and tjs[k].ty == g["ty"]):
+            k += 1
+        starts.append(k)
+        k += 1
+    for i, g in enumerate(bts):
+        shows = tjs[starts[i]:starts[i + 1] if i + 1 < len(starts) else len(tjs)]
+        out.extend(_cut_group(g, shows) if shows else [g])
+    return out
+
+
+def _cut_group(g: dict, shows: list) -> list:
+    """One BTGroup as one or more groups, cut at wide gaps between its inked shows (see _cut_at_gaps)."""
+    h = float(g["font_height"]) or 1.0
+    pieces: list[list] = [[shows[0]]]
+    last = shows[0]  # the last show with ink
+    for t in shows[1:]:
+        if abs(t.ty - g["ty"]) > h or t.tx < last.displaced_tx - 5 * t.space_tx:
+            break  # pypdf started a new group here (or the shows ran out of this one)
+        if t.text.strip() and last.text.strip() and t.tx - last.displaced_tx > CELL_GAP * h:
+            pieces.append([t])
+        else:
+            pieces[-1].append(t)
+        if t.text.strip():
+            last = t
+    if len(pieces) == 1:
+        return [dict(g, starts=_show_text(pieces[0])[1])] if len(shows) > 1 else [g]
+    # every piece keeps the group's baseline: a cell centred a little higher stays on its row's line
+    return [dict(g, tx=p[0].tx, text=t, starts=st, displaced_tx=p[-1].displaced_tx)
+            for p in pieces for t, st in [_show_text(p)]]
+
+
+def _show_text(shows: list) -> tuple[str, tuple[tuple[float, int], ...]]:
+    """Text shows joined as pypdf joins them (each after as many spaces as its gap from the last holds),
+    and where each show after a space starts (Run.starts)."""
+    text = shows[0].text
+    starts = []
+    for a, b in zip(shows, shows[1:], strict=False):
+        space = b.space_tx * abs(b.transform[0])
+        gap = round(b.tx - a.displaced_tx, 3)
+        text += " " * (round(gap / space) if gap > 0 and space else 0)
+        lead = len(b.text) - len(b.text.lstrip())
+        if b.text.strip() and (lead or text[-1:].isspace()):
+            starts.append((float(b.tx), len(text) + lead))
+        text += b.text
+    return text, tuple(starts)
 
 
 def content_stream(page):

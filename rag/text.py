@@ -46,13 +46,58 @@ def squash(text: str) -> str:
     return _WS.sub("", text).lower()
 
 
-def is_verbatim(quote: str, page_text: str) -> bool:
-    """True when `quote` occurs in `page_text`, ignoring whitespace and case only.
+# A table row as chunks write it: each cell after its column's label (ingest.tables).
+PAIR, LABEL, CELL = " · ", ": ", " | "
+# A label merged from header rows printed apart is found in at most this many pieces.
+LABEL_PIECES = 3
 
-    Example: ('2 to 5 mg once daily', 'usually 2 to 5 mg\\nonce daily.') -> True
+
+def paired_row(labels: list[str], cells: list[str]) -> str:
+    """A table row with each cell after its column's label.
+
+    Example: (['Weight (kg)', 'Dose (mg)'], ['5 to < 8', '20']) -> 'Weight (kg): 5 to < 8 · Dose (mg): 20'
     """
-    q = squash(quote)
-    return bool(q) and q in squash(page_text)
+    return PAIR.join(f"{label}{LABEL}{cell}" if label else cell for label, cell in zip(labels, cells, strict=True))
+
+
+def is_verbatim(quote: str, page_text: str) -> bool:
+    """True when `quote` occurs in `page_text`, ignoring whitespace and case only; a table row paired
+    with its labels (paired_row) when its cells, in order, are a row of the page and each label is on it.
+
+    Example: ('2 to 5 mg once daily', 'usually 2 to 5 mg\\nonce daily.') -> True;
+        ('Weight: 5 · Dose: 20 mg', 'Weight | Dose\\n5 | 20 mg') -> True
+    """
+    q, page = squash(quote), squash(page_text)
+    if not q:
+        return False
+    return q in page or (PAIR in quote and _paired_on_page(quote, page))
+
+
+def _paired_on_page(quote: str, page: str) -> bool:
+    """A paired row's cells joined as the page prints a row ('a | b'), and each label, on the squashed page.
+
+    A label merged from header rows (ingest.tables) may be printed in pieces: up to LABEL_PIECES of
+    its words' runs, each on the page.
+    """
+    labels, cells = [], []
+    for part in quote.split(PAIR):
+        label, sep, cell = part.partition(LABEL)
+        labels.append(label if sep else "")
+        cells.append(cell if sep else label)
+    if squash(CELL.join(cells)) not in page:
+        return False
+    return all(_in_pieces(label.split(), page, LABEL_PIECES) for label in labels if label)
+
+
+def _in_pieces(words: list[str], page: str, pieces: int) -> bool:
+    """Whether `words` split into at most `pieces` runs, each found (squashed) on the squashed page.
+
+    Example: (['Age', '(years)'], 'age|weight(years)|(kg)', 2) -> True
+    """
+    if squash("".join(words)) in page:
+        return True
+    return pieces > 1 and any(squash("".join(words[:k])) in page and _in_pieces(words[k:], page, pieces - 1)
+                              for k in range(1, len(words)))
 
 
 def numbers_with_units(text: str) -> list[str]:

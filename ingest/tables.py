@@ -1,0 +1,169 @@
+"""Tables as rows and columns: grids found by position on any page, and a table's header merged into one
+label per column so that each row's cells can be paired with their column's label.
+
+Written by hand: pdfplumber's table finder reads ruled tables, but the corpus's dosing tables are
+mostly unruled (the malaria guideline's weight bands), and pypdf is the reader (ingest.layout says why).
+
+- A grid is three or more lines one below another that each print two or more cells (segments apart
+  by more than CELL_GAP font heights, ingest.layout), with few words a cell (prose columns side by side
+  have many). Where the page's text prints such a line as plain words, its cells are parted with ' | '
+  (the page text stays the page's words: the chunker and the citation checks read the same text).
+- Header rows: the first row, then rows that only continue it (units in parentheses and words in lower
+  case, or fewer cells than the table's rows, with no number among them). A table whose first column
+  names drugs in lower case would have its first row taken for a header continuation: a known limit. Labels are merged column by
+  column; a row with fewer cells fills the rightmost columns (a wrapped last header cell).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ingest.sections import GAP
+from rag.text import paired_row, squash
+
+# A grid has at least this many lines of two or more cells ...
+GRID_LINES = 3
+# ... with at most this many words a cell on average (a line of two prose columns has more).
+GRID_WORDS = 5.0
+# At most this many rows make a table's header.
+HEADER_ROWS = 3
+_DATA = re.compile(r"^[\d<>≤≥±.+\-–]")  # a cell that opens with a number or a bound is data
+_UNIT = re.compile(r"^\(.*\)$")
+
+
+def grids(lines: list[list[str]]) -> list[tuple[int, int]]:
+    """Of positioned lines (each its cells, left to right, top to bottom), the grids as [start, end) spans:
+    runs of lines of two or more cells (GRID_LINES at least, GRID_WORDS a cell at most); a short
+    single-cell line between them (a wrapped cell) stays in the grid.
+
+    Example: [['Weight', 'Dose'], ['(kg)'], ['5 to < 8', '20'], ['8 to < 11', '30'], ['Give with food.']]
+        -> [(0, 4)]
+    """
+    out: list[tuple[int, int]] = []
+    start = 0
+
+    def close(end: int) -> None:
+        while end > start and len(lines[end - 1]) < 2:
+            end -= 1
+        multi = [c for c in lines[start:end] if len(c) >= 2]
+        words = [len(x.split()) for c in multi for x in c]
+        if len(multi) >= GRID_LINES and sum(words) / len(words) <= GRID_WORDS:
+            out.append((start, end))
+
+    for i, cells in enumerate(lines + [[]]):
+        if len(cells) >= 2 or (i > start and len(" ".join(cells)) < 40 and i < len(lines)):
+            continue
+        close(i)
+        start = i + 1
+    return out
+
+
+def header_start(above: list[list[str]]) -> int:
+    """Of the lines just above a grid (cut at its columns), where its header starts: at the highest line
+    of two or more cells below which every line reads as header (few words a cell, no full stop);
+    len(above) when none does.
+
+    Example: [['is recommended.'], ['Body weight', 'Dose (mg)'], ['given daily']] -> 1
+    """
+    start = len(above)
+    for k in range(len(above) - 1, -1, -1):
+        cells = above[k]
+        words = [len(c.split()) for c in cells]
+        if not cells or cells[-1].endswith(".") or sum(words) / len(words) > GRID_WORDS + 1:
+            break
+        if len(cells) >= 2:
+            start = k
+    return start
+
+
+def mark_cells(text: str, found: list[list[list[str]]]) -> str:
+    """A page's text with each grid's lines replaced by its rows written cell by cell (' | ').
+
+    The lines replaced are consecutive (blank lines among them dropped) and together print exactly the
+    grid's cells, each line whole cells (in whatever order the reader wrote them: pypdf's plain text
+    gives a header cell by cell); so the page keeps its words. Lines already cut into cells (pypdf's
+    layout mode on a captioned table's page) are kept.
+    Example: ('Dose\\nWeight\\n5 20\\n8 30', [[['Weight', 'Dose'], ['5', '20'], ['8', '30']]])
+        -> 'Weight | Dose\\n5 | 20\\n8 | 30'
+    """
+    lines = text.split("\n")
+    for grid in found:
+        span = _window(lines, grid)
+        if span is not None:
+            lines[span[0]:span[1]] = [GAP.join(c) for c in grid]
+    return "\n".join(lines)
+
+
+def _window(lines: list[str], grid: list[list[str]]) -> tuple[int, int] | None:
+    """The lines [i, j) that print exactly the grid's cells, each line whole cells, or None."""
+    cells = [squash(c) for row in grid for c in row if squash(c)]
+    for i, first in enumerate(lines):
+        left = list(cells)
+        if not first.strip() or not _take(squash(first), left):
+            continue
+        j = i + 1
+        while left and j < len(lines) and (not lines[j].strip() or _take(squash(lines[j]), left)):
+            j += 1
+        if not left:
+            return i, j
+    return None
+
+
+def _take(line: str, cells: list[str]) -> bool:
+    """Remove from `cells` the cells that make up `line` (squashed) whole, in order; False (and `cells`
+    untouched) when it is not made of them.
+
+    Example: ('5to<820', ['20', '5to<8', '30']) -> True, cells ['30']
+    """
+    if GAP.strip() in line:
+        return False
+    rest, used = line, []
+    pool = list(cells)
+    while rest:
+        c = max((c for c in pool if rest.startswith(c)), key=len, default=None)
+        if c is None:
+            return False
+        pool.remove(c)
+        used.append(c)
+        rest = rest[len(c):]
+    cells[:] = pool
+    return True
+
+
+def split_header(rows: list[list[str]]) -> tuple[int, list[str]]:
+    """How many of a table's first rows are its header, and the header merged into one label per column.
+
+    Example: [['Age', 'Weight'], ['(years)', '(kg)'], ['2 to 5', '10']] -> (2, ['Age (years)', 'Weight (kg)'])
+    """
+    if not rows or any(_DATA.match(c) for c in rows[0]):
+        return 0, []  # the first row is data: no header
+    width = max((len(r) for r in rows[1:]), default=len(rows[0]))
+    n = 1
+    while n < min(len(rows) - 1, HEADER_ROWS) and _continues_header(rows[n], width):
+        n += 1
+    labels = list(rows[0])
+    for row in rows[1:n]:
+        if len(row) > len(labels):
+            labels = [""] * (len(row) - len(labels)) + labels
+        for k, cell in enumerate(row):  # fills the rightmost columns
+            j = len(labels) - len(row) + k
+            labels[j] = f"{labels[j]} {cell}".strip()
+    return n, labels
+
+
+def _continues_header(row: list[str], width: int) -> bool:
+    """Whether a row below the header's first row is more of the header (see the module docstring)."""
+    if any(_DATA.match(c) for c in row):
+        return False
+    return all(_UNIT.match(c) or c[:1].islower() for c in row) or len(row) < width
+
+
+def pair(labels: list[str], cells: list[str]) -> str:
+    """A row's text with each cell after its column's label, or the row as printed (' | ') when its
+    cells do not match the labels one to one.
+
+    Example: (['Weight (kg)', 'Dose (mg)'], ['5 to < 8', '20']) -> 'Weight (kg): 5 to < 8 · Dose (mg): 20'
+    """
+    if len(cells) != len(labels) or len(cells) < 2:
+        return GAP.join(cells)
+    return paired_row(labels, cells)
