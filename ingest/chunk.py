@@ -396,7 +396,9 @@ def chunk_pages(
         cost = sizes[u.text] + 1
         head_cost = sizes.get(u.table_head, 0) + 1 if u.table_head else 0
         same = group and group[-1].section == u.section and group[-1].kind == u.kind != "recommendation" and (
-            group[-1].table_head == u.table_head) and group[-1].page_end >= u.page
+            group[-1].table_head == u.table_head) and (
+            # a record list runs on over pages; a table's chunk keeps to one page (its header repeated)
+            group[-1].page_end >= u.page - (u.kind == "table" and not u.table_head))
         if same and used + cost <= budget:
             group.append(u)
             used += cost

@@ -28,7 +28,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from ingest import tables
 from ingest.drawing import CELL_GAP, Run, runs_and_boxes
 
 log = logging.getLogger(__name__)
@@ -136,58 +135,9 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     text, moved = read(runs, boxes, cells=cells)
     warnings = boxed_warnings(runs)
     chosen = text if moved == "columns" or (moved == "box" and intact(plain, text) >= INTACT) else plain
-    return tables.mark_cells(chosen, _grids(runs)), warnings
+    from ingest import tables  # it builds on this module's lines
 
-
-def _grids(runs: list[Run]) -> list[list[list[str]]]:
-    """The page's grids (ingest.tables.grids) as rows of cells, found in each prose column apart (a table
-    in one column shares its baselines with the other column's prose). Header lines are cut again at
-    the columns the grid's fullest rows start (a header cell may stand closer than CELL_GAP to the
-    next), and header rows just above the grid are taken in."""
-    lines = _lines(runs)
-    gutter = _gutter([Block([ln]) for ln in lines])
-    sides: list[list[Line]] = [lines]
-    if gutter is not None:
-        sides = [[], []]
-        for ln in lines:
-            parts = _split(Block([ln]), *gutter)
-            for side, part in zip(sides, parts or (Block([ln]), Block([ln])), strict=True):
-                if part is not None:
-                    side.append(part.lines[0])
-    out = []
-    for side in sides:
-        for a, b in tables.grids([[_join_runs(s) for s in ln.segments] for ln in side]):
-            width = max(len(ln.segments) for ln in side[a:b])
-            cols = [min(ln.segments[k][0].x0 for ln in side[a:b] if len(ln.segments) == width)
-                    for k in range(width)]
-            above = [_cut_at(ln, cols) for ln in side[max(0, a - tables.HEADER_ROWS):a]]
-            out.append(above[tables.header_start(above):] + [_cut_at(ln, cols) for ln in side[a:b]])
-    return out
-
-
-def _cut_at(ln: Line, cols: list[float]) -> list[str]:
-    """A line's cells: its segments, each cut again where a run or a text show starts at one of the
-    columns (from a third of the font height before it to one after: a header cell may be indented)."""
-
-    def at_col(x: float) -> bool:
-        return any(-0.3 * ln.h <= x - c <= ln.h for c in cols)
-
-    cells: list[str] = []
-    for seg in ln.segments:
-        parts: list[str] = []
-        prev: Run | None = None
-        for r in seg:
-            cuts = [off for x, off in r.starts if at_col(x)]
-            pieces = [r.text[i:j] for i, j in zip([0, *cuts], [*cuts, len(r.text)], strict=True)]
-            if not parts or at_col(r.x0):
-                parts.append(pieces[0])
-            else:  # as _join_runs joins the runs of a segment
-                apart = prev is not None and r.x0 - prev.x1 > 0.15 * r.h
-                parts[-1] += (" " if apart else "") + pieces[0]
-            parts += pieces[1:]
-            prev = r
-        cells += [" ".join(p.split()) for p in parts if p.strip()]
-    return cells
+    return tables.mark_cells(chosen, tables.page_grids(runs)), warnings
 
 
 # A box holding an FDA boxed warning: it opens with 'WARNING: ...' (or 'BOXED WARNING'), or points to

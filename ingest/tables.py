@@ -9,15 +9,17 @@ mostly unruled (the malaria guideline's weight bands), and pypdf is the reader (
   have many). Where the page's text prints such a line as plain words, its cells are parted with ' | '
   (the page text stays the page's words: the chunker and the citation checks read the same text).
 - Header rows: the first row, then rows that only continue it (units in parentheses and words in lower
-  case, or fewer cells than the table's rows, with no number among them). A table whose first column
-  names drugs in lower case would have its first row taken for a header continuation: a known limit. Labels are merged column by
-  column; a row with fewer cells fills the rightmost columns (a wrapped last header cell).
+  case, or fewer cells than the table's rows, with no number among them); a table whose first column
+  names drugs in lower case has its first row taken for header (a known limit). Labels are merged
+  column by column; a row with fewer cells fills the rightmost columns (a wrapped last header cell).
 """
 
 from __future__ import annotations
 
 import re
 
+from ingest.drawing import Run
+from ingest.layout import Block, Line, _gutter, _join_runs, _lines, _split
 from ingest.sections import GAP
 from rag.text import paired_row, squash
 
@@ -29,6 +31,57 @@ GRID_WORDS = 5.0
 HEADER_ROWS = 3
 _DATA = re.compile(r"^[\d<>≤≥±.+\-–]")  # a cell that opens with a number or a bound is data
 _UNIT = re.compile(r"^\(.*\)$")
+
+
+def page_grids(runs: list[Run]) -> list[list[list[str]]]:
+    """The page's grids (`grids`) as rows of cells, found in each prose column apart (a table
+    in one column shares its baselines with the other column's prose). Header lines are cut again at
+    the columns the grid's fullest rows start (a header cell may stand closer than CELL_GAP to the
+    next), and header rows just above the grid are taken in."""
+    lines = _lines(runs)
+    gutter = _gutter([Block([ln]) for ln in lines])
+    sides: list[list[Line]] = [lines]
+    if gutter is not None:
+        sides = [[], []]
+        for ln in lines:
+            parts = _split(Block([ln]), *gutter)
+            for side, part in zip(sides, parts or (Block([ln]), Block([ln])), strict=True):
+                if part is not None:
+                    side.append(part.lines[0])
+    out = []
+    for side in sides:
+        for a, b in grids([[_join_runs(s) for s in ln.segments] for ln in side]):
+            width = max(len(ln.segments) for ln in side[a:b])
+            cols = [min(ln.segments[k][0].x0 for ln in side[a:b] if len(ln.segments) == width)
+                    for k in range(width)]
+            above = [_cut_at(ln, cols) for ln in side[max(0, a - HEADER_ROWS):a]]
+            out.append(above[header_start(above):] + [_cut_at(ln, cols) for ln in side[a:b]])
+    return out
+
+
+def _cut_at(ln: Line, cols: list[float]) -> list[str]:
+    """A line's cells: its segments, each cut again where a run or a text show starts at one of the
+    columns (from a third of the font height before it to one after: a header cell may be indented)."""
+
+    def at_col(x: float) -> bool:
+        return any(-0.3 * ln.h <= x - c <= ln.h for c in cols)
+
+    cells: list[str] = []
+    for seg in ln.segments:
+        parts: list[str] = []
+        prev: Run | None = None
+        for r in seg:
+            cuts = [off for x, off in r.starts if at_col(x)]
+            pieces = [r.text[i:j] for i, j in zip([0, *cuts], [*cuts, len(r.text)], strict=True)]
+            if not parts or at_col(r.x0):
+                parts.append(pieces[0])
+            else:  # as _join_runs joins the runs of a segment
+                apart = prev is not None and r.x0 - prev.x1 > 0.15 * r.h
+                parts[-1] += (" " if apart else "") + pieces[0]
+            parts += pieces[1:]
+            prev = r
+        cells += [" ".join(p.split()) for p in parts if p.strip()]
+    return cells
 
 
 def grids(lines: list[list[str]]) -> list[tuple[int, int]]:

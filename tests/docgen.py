@@ -37,6 +37,51 @@ def guide(path: Path, topic: str, title: str | None = None, extra: str = "", pag
     return render_pdf(path, DocSpec(title=title, blocks=blocks))
 
 
+def grid_table(dst: Path, header: list[list[str]], rows: list[list[str]], per_page: int = 0,
+               repeat_header: bool = True) -> Path:
+    """An unruled, uncaptioned table (cells placed at fixed columns, as the malaria guideline prints its
+    weight-band dosing tables) between lines of prose. With `per_page`, the rows after the first
+    `per_page` go on a second page, under the header again when `repeat_header` (else the page opens
+    with the rows). Three lines of prose of its own stand above a header and below the last row, so
+    that a repeated header is not taken for a running header.
+
+    Example: header [['Body weight', 'Dose (mg)'], ['(kg)', 'daily']] prints a two-row header.
+    """
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format="A4")
+    pdf.set_auto_page_break(False)
+    pdf.set_font("Helvetica", "", 10)
+    columns = [72 + 120 * k for k in range(max(len(r) for r in header + rows))]
+
+    def line(y: float, cells: list[str], right: bool = False) -> float:
+        start = len(columns) - len(cells) if right else 0  # a wrapped last header cell
+        for x, cell in zip(columns[start:], cells, strict=False):
+            pdf.text(x, y, cell)
+        return y + 14
+
+    def page(n: int, body: list[list[str]], head: bool, last: bool) -> None:
+        pdf.add_page()
+        y = 80.0
+        for k in range(3 if head else 0):
+            y = line(y, [f"Dosing page {n}, line {k + 1}: give the dose for the body weight."])
+        y += 10
+        for h in header if head else []:
+            y = line(y, h, right=len(h) < len(columns))
+        for r in body:
+            y = line(y + 4, r)
+        for k in range(3 if last else 0):  # a table continued overleaf ends its page
+            y = line(y + 10, [f"Review page {n}, note {k + 1}: check the patient after three days."])
+
+    split = per_page or len(rows)
+    page(1, rows[:split], True, not rows[split:])
+    if rows[split:]:
+        page(2, rows[split:], repeat_header, True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(dst))
+    return dst
+
+
 def encrypted(src: Path, dst: Path, password: str = "s3cret") -> Path:
     """A copy of `src` that needs a user password to open."""
     from pypdf import PdfWriter
@@ -121,5 +166,5 @@ def deep_page_tree(dst: Path, depth: int = 5000, text: str = "Warfarin 5 mg dail
     return dst
 
 
-__all__ = ["TOPICS", "DocSpec", "Heading", "PageBreak", "Paragraph", "Table", "deep_page_tree", "encrypted", "guide",
-           "mixed", "render_pdf", "scanned", "truncated"]
+__all__ = ["TOPICS", "DocSpec", "Heading", "PageBreak", "Paragraph", "Table", "deep_page_tree", "encrypted",
+           "grid_table", "guide", "mixed", "render_pdf", "scanned", "truncated"]

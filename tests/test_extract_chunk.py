@@ -60,8 +60,9 @@ def test_handbook_chunks_known_answer(tmp_path: Path, hash_embedder) -> None:
         (2, 2, "1", renal, "text",
          "Reduce the dose by half when eGFR is below 30 mL/min (e.g. in elderly patients). Avoid in dialysis."),
         (2, 2, "1", renal, "table",
-         "Table 1. Doses by eGFR\neGFR | Dose\n\nabove 60 | 500 mg twice daily\n30 to 60 | 250 mg twice daily\n"
-         "below 30 | avoid"),  # caption and header, a blank line, the rows
+         "Table 1. Doses by eGFR\neGFR | Dose\n\neGFR: above 60 · Dose: 500 mg twice daily\n"
+         "eGFR: 30 to 60 · Dose: 250 mg twice daily\neGFR: below 30 · Dose: avoid"),
+        # caption and header, a blank line, the rows: each cell after its column's label
         (2, 2, "1", "WARNINGS AND PRECAUTIONS", "text", "Lactic acidosis may occur. Stop the drug if it does."),
         (2, 2, "1", "Special populations", "text", "Pregnant women need specialist advice."),
     ]
@@ -153,7 +154,7 @@ def test_small_table_is_one_chunk(tmp_path: Path, hash_embedder) -> None:
     tables = [c for c in chunks if c.kind == "table"]
     assert len(tables) == 1
     assert tables[0].text.splitlines() == ["Table 2. Oral doses", "Drug | Dose | Interval", "",
-                                           *[" | ".join(r) for r in rows]]
+                                           *[f"Drug: {a} · Dose: {b} · Interval: {c}" for a, b, c in rows]]
     assert tables[0].section == "3 Dosing"
     for c in chunks:
         if c.kind != "table":
@@ -177,7 +178,7 @@ def test_long_table_split_only_between_rows(tmp_path: Path, hash_embedder) -> No
         assert len(lines) > 3  # at least one row
         assert table_parts(c.text) == (lines[:2], lines[3:])  # as rag.verify reads it
         seen += lines[3:]
-    assert seen == [" | ".join(r) for r in rows]  # every row whole, once, in order
+    assert seen == [f"Drug: {a} · Dose: {b} · Interval: {c}" for a, b, c in rows]  # every row whole, once, in order
 
 
 SENTENCES = [

@@ -140,7 +140,7 @@ def test_inspect_json_shows_the_document_its_pages_and_its_chunks_in_order(home:
     assert all(c["page"] == p["number"] for p in out["pages"] for c in p["chunks"])
     assert {c["kind"] for c in listed} == {"text", "table_row"}
     table = next(c for c in listed if c["kind"] == "table_row")
-    assert "Adults | 5 mg daily" in table["text"] and table["section"] == "2 Dosing"
+    assert "Group: Adults · Dose: 5 mg daily" in table["text"] and table["section"] == "2 Dosing"
     assert set(table) >= {"starts_mid", "ends_mid", "page_end", "table", "recommendation"}
     assert [c["section"] for c in out["pages"][2]["chunks"]] == ["4 Stopping"]
     assert inspect_json([doc.file_name, "--page", "2"], capsys)["pages"] == [out["pages"][1]]
@@ -263,7 +263,7 @@ def test_the_knowledge_page_shows_a_chosen_document_s_page(home: Path, settings,
                                    "acme_warfarin_2024.pdf (version 2024, current)"]
     at = box.select(ids["acme_warfarin_2024.pdf"]).run()
     page = shown(at)
-    assert "PDF page 1 (printed page i)" in page and "table_row" in page and "Adults | 5 mg daily" in page
+    assert "PDF page 1 (printed page i)" in page and "table_row" in page and "Group: Adults · Dose: 5 mg daily" in page
     assert f"Dropped as running header or footer:  {running(1)[0]}" in page and running(1)[1] in page
     assert "Acme warfarin guideline" in page
     at = at.number_input(key=f"inspect-page-{ids['acme_warfarin_2024.pdf']}").set_value(3).run()
