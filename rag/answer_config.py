@@ -25,13 +25,15 @@ class AnswerConfig:
     w_terms: float = 0.45
     # Below this best evidence score the documents are taken not to answer.
     abstain_below: float = 0.40
-    # A question term rarer than this (idf) is specific: extra quotes are chosen to cover such terms.
-    specific_idf: float = 2.5
-    # Units within this margin of the best are answer candidates.
+    # Supports come within this margin of the lead's score.
     keep_margin: float = 0.2
-    # Quotes in one answer, and from one passage.
-    max_quotes: int = 6
-    max_per_passage: int = 3
+    # Quotes in one answer (the lead and its supports), and from one passage.
+    max_quotes: int = 3
+    max_per_passage: int = 2
+    # A support must add at least this idf share of the question's terms that the quotes so far lack...
+    support_gain: float = 0.1
+    # ...where quoting the first amount for an amount question counts as this much.
+    amount_gain: float = 0.3
     # A technical term absent from the top passages and in at most this share of the library's chunks
     # names a subject the documents do not cover.
     rare_share: float = 0.02
@@ -39,8 +41,14 @@ class AnswerConfig:
     formulation_penalty: float = 0.03
     # A unit in a section that answers this kind of question (dosage for a dose question...).
     section_bonus: float = 0.04
-    # A passage whose best unit names the question's subject, when the question names one.
+    # A passage of a document about what the question names (rag.query.Query.subjects).
     subject_bonus: float = 0.15
+    # Patient text (Medication Guide...) against a question that is not a patient's.
+    patient_penalty: float = 0.03
+    # A table row or sentence whose band (weight, renal function, age) holds the question's value, or not.
+    band_bonus: float = 0.05
+    # The fused score's part in the passage order after re-ranking (0: by best unit alone).
+    w_fusion: float = 0.0
 
     def with_values(self, **values: float) -> AnswerConfig:
         """A copy with some values changed; a name that is not a field is an error (a typo in a grid).

@@ -112,10 +112,13 @@ class Engine:
         return self.view().snap
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
-                 query_vec: np.ndarray | None = None, view: View | None = None) -> list[Hit]:
+                 query_vec: np.ndarray | None = None, view: View | None = None,
+                 lexical_text: str | None = None) -> list[Hit]:
         """The top-k passages for a question: dense and BM25 rankings fused by reciprocal rank.
 
         `view`: the question's view (taken now when not given); every row number refers to it.
+        `lexical_text`: what BM25 searches for, when not the question itself (the question with the
+        synonyms of the drugs it names: rag.query.Query.expansions).
         """
         view = view or self.view()
         snap = view.snap
@@ -124,5 +127,5 @@ class Engine:
         qvec = self.embedder.embed([question]) if query_vec is None else query_vec
         depth = max(50, 3 * k)  # candidates per ranking before fusion
         dense = dense_ranking(snap, qvec, allowed, depth)
-        lexical_rank = view.lexical.ranking(question, allowed, depth)
+        lexical_rank = view.lexical.ranking(lexical_text or question, allowed, depth)
         return to_hits(snap, rrf([dense, lexical_rank], k, self.settings.rrf_k))

@@ -1,22 +1,26 @@
-"""The default answerer: picks the source sentences and table rows that answer the question, cites each.
+"""The default answerer: picks the source units (sentences, list items, table rows, recommendation records)
+that answer the question, and cites each.
 
-It adds no clinical words of its own; every sentence of the answer is a verbatim quote of a passage.
-Its constants are an AnswerConfig (rag/answer_config.py), chosen by cross-validation.
+It adds no clinical words of its own; every statement of the answer is a verbatim quote of a passage.
+It reads the question once understood (rag.query.Query); its constants are an AnswerConfig
+(rag/answer_config.py), chosen by cross-validation (bench/cv.py).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
+from rag import synonyms
 from rag.answer_config import DEFAULT, AnswerConfig
 from rag.embedder import Embedder
+from rag.query import SECTIONS, Query, band_contains
 from rag.text import numbers_with_units, squash, stems
 from rag.types import Hit
 from rag.units import Unit, context, units
@@ -25,28 +29,11 @@ from rag.units import Unit, context, units
 PREFIX = 6
 VERB_ENDINGS = ("ed", "ing", "en", "ly")
 STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
-AMOUNT_QUESTION = re.compile(
-    r"\b(what|which)\b[^?]*\b(dose|dosage|doses|regimen|amount)\b|\bhow (much|many)\b|\bmaximum\b", re.I)
+# Text written for patients (FDA Medication Guides, patient information, Drug Facts' questions) restates
+# the prescribing sections in lay terms; a clinician's question is answered from the prescribing text.
+PATIENT_TEXT = re.compile(r"medication guide|patient (?:information|counsel)|instructions for use"
+                          r"|what is the most important information|information for patients", re.I)
 
-# A label for one formulation (extended-release, injection...) answers questions about that formulation;
-# a question that names none is about the plain product, so such a label's sentences give way to it.
-FORMULATION = re.compile(
-    r"\b(?:extended|delayed|modified|sustained|controlled|prolonged)[- ]release\b|\b(?:XR|ER|SR|CR|XL|ODT)\b"
-    r"|\bchewable\b|\borally disintegrating\b|\binject(?:ion|able)\b|\btransdermal\b|\bophthalmic\b"
-    r"|\btopical\b|\binhal(?:ation|er)\b|\bintravenous\b|\bsuppositor(?:y|ies)\b", re.I)
-# Labels and guidelines file each kind of statement under a standard section (FDA labels: DOSAGE AND
-# ADMINISTRATION, CONTRAINDICATIONS...). A question of one of these kinds gives the sentences of the
-# matching sections this bonus: (what the question asks, the sections that answer it).
-SECTION_INTENTS = tuple((re.compile(q, re.I), re.compile(s, re.I)) for q, s in (
-    (r"\b(?:dos(?:e|es|ing|age)|start(?:ed|ing)?|titrat\w*|regimen|how (?:much|often)|taken?|administ\w*|missed)\b",
-     r"dosage|dosing|administration|directions|how to (?:use|take)"),
-    (r"\bcontraindicat\w*", r"contraindication"),
-    (r"\b(?:side effects?|adverse)\b", r"adverse reactions|side effects"),
-    (r"\binteract\w*", r"interaction"),
-    (r"\bpregnan\w*|\bbreast-?feed\w*|\blactat\w*", r"pregnan|lactation|specific populations"),
-    (r"\boverdos\w*", r"overdos"),
-    (r"\bstor(?:e|ed|age)\b|\breconstitut\w*", r"storage|how supplied|preparation|reconstitut"),
-))
 Idf = Callable[[str], float]
 
 
@@ -58,7 +45,7 @@ class Candidate:
     text: str
     position: int
     score: float = 0.0
-    terms: frozenset[str] = frozenset()
+    terms: frozenset[str] = frozenset()  # the question terms it covers (directly or through a synonym)
     head: str = ""  # a table row's caption and header rows
     piece: str = ""  # rag.units.Unit.piece: "end" / "start" for a piece of a sentence cut at words
     kind: str = "sentence"  # rag.units.Unit.kind
@@ -77,31 +64,42 @@ def candidates(hits: list[Hit], cfg: AnswerConfig = DEFAULT) -> list[Candidate]:
             for hit in hits[:cfg.passages_read] for u in units(hit.chunk)]
 
 
-def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, idf: Idf,
-                     query_vec: np.ndarray | None = None, cfg: AnswerConfig = DEFAULT,
-                     made: Callable[[list[str]], dict[str, np.ndarray]] | None = None) -> list[Candidate]:
-    """Evidence score = w_cosine * similarity + w_terms * idf-weighted share of question terms present
-    (in the sentence, its table caption and header, its section or its document title),
-    plus section_bonus in a section that answers this kind of question, less formulation_penalty in a
-    label for a formulation the question does not name.
+def aliases(query: Query, known: Callable[[str], bool] = lambda t: True) -> dict[str, frozenset[str]]:
+    """Per question term, the stems that count as it in a passage: itself, and for a drug name its
+    synonyms that the library uses (`known`), so 'paracetamol' is found as 'acetaminophen'.
 
-    Embedding is the cost of answering (about 25 ms a sentence on 2 cores), so only the max_embedded
-    candidates with the best term share and prior (then passage rank) are embedded and returned.
+    Example: a query with terms ('paracetamol', 'dose') -> {'paracetamol': {'paracetamol', 'acetaminophen'},
+        'dose': {'dose'}}
+    """
+    out = {}
+    for t in query.terms:
+        names = synonyms.names_of(t) if len(t) >= 4 and not t.isdigit() else frozenset()
+        out[t] = frozenset({t} | {s for n in names for s in stems(n) if known(s)})
+    return out
+
+
+def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, idf: Idf,
+                     query_vec: np.ndarray | None = None, cfg: AnswerConfig = DEFAULT,
+                     made: Callable[[list[str]], dict[str, np.ndarray]] | None = None,
+                     known: Callable[[str], bool] = lambda t: True) -> list[Candidate]:
+    """Evidence score of each unit: w_cosine * similarity to the question (the unit in its title and
+    section) + w_terms * idf share of the question's terms in its context (title, section, table head,
+    text), plus the general priors of `_prior`.
+
+    `made(contexts)`: the unit vectors made at ingest (by rag.units.context). Embedding the others is the
+    cost of answering (about 25 ms a unit on 2 cores), so of those only the max_embedded with the best
+    term share and prior (then passage rank) are embedded; the rest are dropped.
     """
     if not cands:
         return []
-    qterms = set(stems(question))
-    total = sum(idf(t) for t in qterms) or 1.0
-    asked = formulations(question)
-    sections = answering_sections(question)
+    alias = aliases(query, known)
+    total = sum(idf(t) for t in alias) or 1.0
     lexical = []
     for c in cands:
-        present = qterms & _context_words(c)
+        words = _context_words(c)
+        present = frozenset(t for t, names in alias.items() if names & words)
         share = sum(idf(t) for t in present) / total
-        prior = cfg.section_bonus if any(sec.search(c.hit.chunk.section) for sec in sections) else 0.0
-        if formulations(c.hit.doc.title) - asked:
-            prior -= cfg.formulation_penalty
-        lexical.append(replace(c, score=cfg.w_terms * share + prior, terms=frozenset(present)))
+        lexical.append(replace(c, score=cfg.w_terms * share + _prior(query, c, cfg), terms=present))
     ctx = [_context(c) for c in lexical]
     vectors = made(ctx) if made else {}
     fresh = [i for i in range(len(lexical)) if ctx[i] not in vectors]
@@ -110,25 +108,27 @@ def score_candidates(question: str, cands: list[Candidate], embedder: Embedder, 
     if fresh:
         vectors = {**vectors, **dict(zip([ctx[i] for i in fresh], embedder.embed([ctx[i] for i in fresh]),
                                          strict=True))}
-    q = embedder.embed([question])[0] if query_vec is None else query_vec.reshape(-1)
+    q = embedder.embed([query.text])[0] if query_vec is None else query_vec.reshape(-1)
     return [replace(c, score=c.score + cfg.w_cosine * float(vectors[x] @ q))
             for c, x in zip(lexical, ctx, strict=True) if x in vectors]
 
 
-def answering_sections(question: str) -> list[re.Pattern]:
-    """Patterns of the section titles that answer this kind of question (SECTION_INTENTS).
-
-    Example: 'How is metformin started and titrated?' -> [re.compile('dosage|dosing|administration|...')]
-    """
-    return [sec for asks, sec in SECTION_INTENTS if asks.search(question)]
-
-
-def formulations(text: str) -> set[str]:
-    """The dosage-form qualifiers a text names, normalised.
-
-    Example: 'METFORMIN HYDROCHLORIDE EXTENDED-RELEASE TABLETS' -> {'extended-release'}
-    """
-    return {m.group(0).lower().replace(" ", "-") for m in FORMULATION.finditer(text)}
+def _prior(query: Query, c: Candidate, cfg: AnswerConfig) -> float:
+    """What the unit's place says, whatever the question's words: a section that answers this kind of
+    question; the product form asked about; prescribing text before patient text; a table row whose
+    band (weight, renal function, age) holds the value the question gives."""
+    section = c.hit.chunk.section
+    prior = cfg.section_bonus if any(SECTIONS[i].search(section) for i in query.intents if i in SECTIONS) else 0.0
+    if query.subjects and c.hit.doc.doc_id in query.subjects and c.hit.doc.doc_id not in query.preferred:
+        prior -= cfg.formulation_penalty
+    if not query.patient and PATIENT_TEXT.search(section):
+        prior -= cfg.patient_penalty
+    for v in query.values:
+        inside = band_contains(c.text, v, c.head or None)
+        if inside is not None:
+            prior += cfg.band_bonus if inside else -cfg.band_bonus
+            break
+    return prior
 
 
 def _context(c: Candidate) -> str:
@@ -136,74 +136,83 @@ def _context(c: Candidate) -> str:
     return context(c.hit.doc.title, c.hit.chunk.section, Unit(c.text, c.position, c.kind, c.head, c.piece))
 
 
-def rerank(hits: list[Hit], scored: list[Candidate], subject: AbstractSet[str] = frozenset(),
-           cfg: AnswerConfig = DEFAULT) -> list[Hit]:
-    """Order the read passages by their best sentence (then the fused rank); the rest keep their order.
-
-    `subject`: named_subjects of the question; sentences that name it get cfg.subject_bonus.
+def rerank(hits: list[Hit], scored: list[Candidate], query: Query, cfg: AnswerConfig = DEFAULT) -> list[Hit]:
+    """Order the passages read by their best unit (with subject_bonus when it is about what the question
+    names: `about`), plus w_fusion times their fused score relative to the best; the rest keep their order.
     """
+    named = named_prefixes(query)
     best: dict[str, float] = {}
     for c in scored:
-        score = c.score + (cfg.subject_bonus if subject and _mentions(c, subject) else 0.0)
-        best[c.hit.chunk.chunk_id] = max(best.get(c.hit.chunk.chunk_id, -1.0), score)
-    head = sorted(hits[:cfg.passages_read], key=lambda h: (-best.get(h.chunk.chunk_id, -1.0), h.rank))
-    ordered = head + list(hits[cfg.passages_read:])
+        value = c.score + (cfg.subject_bonus if about(c, query, named) else 0.0)
+        best[c.hit.chunk.chunk_id] = max(best.get(c.hit.chunk.chunk_id, -1.0), value)
+    head = hits[:cfg.passages_read]
+    top = max((h.score for h in head), default=0.0) or 1.0
+
+    def score(h: Hit) -> float:
+        return best.get(h.chunk.chunk_id, -1.0) + cfg.w_fusion * h.score / top
+
+    ordered = sorted(head, key=lambda h: (-score(h), h.rank)) + list(hits[cfg.passages_read:])
     return [replace(h, rank=i + 1) for i, h in enumerate(ordered)]
 
 
-def select(question: str, scored: list[Candidate], idf: Idf,
-           common: Callable[[str], bool] = lambda t: False,
-           titles: Iterable[str] = (), cfg: AnswerConfig = DEFAULT) -> tuple[list[Candidate], bool]:
-    """The sentences to answer with, in reading order, and whether to abstain instead.
+def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[str], bool] = lambda t: False,
+           cfg: AnswerConfig = DEFAULT) -> tuple[list[Candidate], bool]:
+    """The lead (the one unit that answers) and at most max_quotes - 1 supports, or abstain.
 
-    Greedy: the best sentence first, then those close to it, preferring ones that cover question
-    terms not yet covered (multi-part questions), with at most cfg.max_per_passage from one passage.
-    When the question names what a document of the library is about (a word of one of `titles`, such
-    as 'warfarin'), only sentences that name it too (in their text, table caption, section or
-    title) are quoted: a warfarin question is not answered from the ciprofloxacin label.
+    A support is quoted only for what the lead lacks: question terms it does not cover (another part
+    of a multi-part question, a population, a limit), or the amount an amount question asks for. Supports
+    come within keep_margin of the lead's score, at most max_per_passage from one passage.
+    When the question names what documents of the library are about (Query.subjects: 'warfarin',
+    'Lipitor'), only units `about` it are quoted: a warfarin question is not answered from the
+    ciprofloxacin label.
     """
-    if not scored:
+    named = named_prefixes(query)
+    pool = [c for c in scored if not query.subjects or about(c, query, named)]
+    if not pool:
         return [], True
-    best = max(scored, key=lambda c: c.score)
-    if best.score < cfg.abstain_below:
+    # an amount question is led by a unit that states an amount, when one is about as good as the best
+    lead = max(pool, key=lambda c: c.score + (cfg.amount_gain if query.asks_amount and numbers_with_units(c.text)
+                                              else 0.0))
+    if lead.score < cfg.abstain_below:
         return [], True
-    specific = {t for t in set(stems(question)) if idf(t) >= cfg.specific_idf}
-    named = named_subjects(question, titles, common)
-    pool = [c for c in scored if c.score >= best.score - cfg.keep_margin and (not named or _mentions(c, named))]
-    chosen: list[Candidate] = []
-    covered: set[str] = set()
-    per_hit: dict[str, int] = {}
-    while pool and len(chosen) < cfg.max_quotes:
-        pick = max(pool, key=lambda c: c.score + 0.1 * len((c.terms & specific) - covered))
-        pool.remove(pick)
-        key = pick.hit.chunk.chunk_id
-        if per_hit.get(key, 0) >= cfg.max_per_passage or _duplicate(pick, chosen):
-            continue
-        per_hit[key] = per_hit.get(key, 0) + 1
+    total = sum(idf(t) for t in query.terms) or 1.0
+    chosen, covered = [lead], set(lead.terms)
+    per_hit = {lead.hit.chunk.chunk_id: 1}
+
+    def gain(c: Candidate) -> float:
+        share = sum(idf(t) for t in c.terms - covered) / total
+        wants_amount = query.asks_amount and not any(numbers_with_units(x.text) for x in chosen)
+        return share + (cfg.amount_gain if wants_amount and numbers_with_units(c.text) else 0.0)
+
+    while len(chosen) < cfg.max_quotes:
+        options = [c for c in pool if c.score >= lead.score - cfg.keep_margin and c not in chosen
+                   and per_hit.get(c.hit.chunk.chunk_id, 0) < cfg.max_per_passage and not _duplicate(c, chosen)
+                   and gain(c) >= cfg.support_gain]
+        if not options:
+            break
+        pick = max(options, key=lambda c: c.score + gain(c))
         chosen.append(pick)
         covered |= pick.terms
-    if asks_for_amount(question) and not any(
-            numbers_with_units(c.text) and _names_subject(c, question, idf, common, cfg.rare_share) for c in chosen):
-        # a dose question is answered only by a quoted amount for its subject (the question's rarest term)
+        per_hit[pick.hit.chunk.chunk_id] = per_hit.get(pick.hit.chunk.chunk_id, 0) + 1
+    if query.asks_amount and not any(
+            numbers_with_units(c.text) and _names_subject(c, query, idf, common, cfg.rare_share) for c in chosen):
+        # an amount question is answered only by a quoted amount for its subject (the question's rarest term)
         return [], True
-    chosen.sort(key=lambda c: (c.hit.rank, c.position))
-    return chosen, False
+    return [lead] + sorted(chosen[1:], key=lambda c: (c.hit.rank, c.position)), False
 
 
-def named_subjects(question: str, titles: Iterable[str], common: Callable[[str], bool]) -> set[str]:
-    """The question's technical words (by PREFIX) that name the subject of a document in the library.
+def named_prefixes(query: Query) -> frozenset[str]:
+    """PREFIX letters of every name (and drug synonym) of what the question names (Query.names).
 
-    Example: ('What if a warfarin dose is missed?', ['WARFARIN SODIUM TABLETS', 'CIPROFLOXACIN']) -> {'warfar'}
+    Example: a query naming 'atorvastatin' (asked as 'Lipitor') -> {'atorva', 'lipito', ...}
     """
-    in_titles = _title_prefixes(tuple(titles))
-    return {t[:PREFIX] for t in stems(question)
-            if len(t) >= 4 and not t.isdigit() and not common(t) and t[:PREFIX] in in_titles}
+    return frozenset(s[:PREFIX] for n in query.names for w in stems(n) for s in aliases_of(w))
 
 
-@lru_cache(maxsize=8)
-def _title_prefixes(titles: tuple[str, ...]) -> frozenset[str]:
-    """PREFIX letters of every stemmed title word; the titles change only with a new snapshot."""
-    return frozenset(w[:PREFIX] for t in titles for w in stems(t))
+def about(c: Candidate, query: Query, named: frozenset[str]) -> bool:
+    """Whether a unit is about what the question names: it is in a document about it (Query.subjects),
+    or it names it (a formulary's record of a drug, a guideline's sentence on it)."""
+    return c.hit.doc.doc_id in query.subjects or _mentions(c, named)
 
 
 def _mentions(c: Candidate, prefixes: AbstractSet[str]) -> bool:
@@ -213,50 +222,53 @@ def _mentions(c: Candidate, prefixes: AbstractSet[str]) -> bool:
 
 
 def _context_words(c: Candidate) -> frozenset[str]:
-    """The stemmed words of a candidate's title, section, table head and sentence: what its terms and
-    subject are looked for in (by the score, the re-ranking, select and the dose check)."""
+    """The stemmed words of a candidate's title, section, table head and text: what its terms and
+    subject are looked for in (by the score, select and the amount check)."""
     return _stemmed(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def _stemmed(text: str) -> frozenset[str]:
-    # one answer looks at a candidate's words up to four times; ~70 candidates per question
+    # one answer looks at a candidate's words several times; ~100 candidates per question
     return frozenset(stems(text))
 
 
-def _names_subject(c: Candidate, question: str, idf: Idf, common: Callable[[str], bool], rare_share: float) -> bool:
+def _names_subject(c: Candidate, query: Query, idf: Idf, common: Callable[[str], bool], rare_share: float) -> bool:
     """Whether the candidate states its amount for the question's subject.
 
     The subject is the question's technical terms (not common English words) that are rare in the
-    library (the RARE_SHARE of unsupported_terms); the candidate's sentence, with its table caption and
-    header, section and title, must name one of them. A question with no such term passes.
+    library (rare_share of unsupported_terms); the candidate's text, with its table caption and
+    header, section and title, must name one of them (or a synonym the library uses). A question with
+    no such term passes.
     Example: 'What dose of oxamniquine ...' is not answered by 'Patients with neurocysticercosis are
     treated with praziquantel 50 mg/kg per day': the amount is not stated for oxamniquine.
     """
     rare_idf = math.log(1 + 1 / rare_share)
-    subject = {p for t in stems(question) for p in t.split("-")
+    subject = {p for t in query.terms for p in t.split("-")
                if len(p) >= 4 and not p.isdigit() and not STOP_TERMS.match(p) and not common(p) and idf(p) >= rare_idf}
     if not subject:
         return True
-    return _mentions(c, {t[:PREFIX] for t in subject})  # by prefix, as in unsupported_terms
+    names = {s[:PREFIX] for t in subject for s in aliases_of(t)}
+    return _mentions(c, names)  # by prefix, as in unsupported_terms
 
 
-def asks_for_amount(question: str) -> bool:
-    """True when the question asks for a dose, amount or regimen (so the answer must state one).
+@lru_cache(maxsize=4096)
+def aliases_of(term: str) -> frozenset[str]:
+    """A term and the stems of its drug synonyms.
 
-    Example: 'What dose of vitamin K is recommended?' -> True
+    Example: 'paracetamol' -> {'paracetamol', 'acetaminophen', 'tylenol', ...}
     """
-    return bool(AMOUNT_QUESTION.search(question))
+    return frozenset({term} | {s for n in synonyms.names_of(term) for s in stems(n)})
 
 
-def unsupported_terms(question: str, hits: list[Hit], df: Callable[[str], int], library_size: int,
+def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], library_size: int,
                       common: Callable[[str], bool] = lambda t: False, cfg: AnswerConfig = DEFAULT) -> list[str]:
     """Question terms that the top passages never mention and the whole library (almost) never does.
 
     Such a term names something the documents do not cover ('Lyme disease' in an amoxicillin label),
     so the question is not answered by them. Common English words (`common`: one word piece in the
     embedder's vocabulary), inflected verbs and numbers are left out: they are paraphrased too often
-    to be evidence of a missing subject.
+    to be evidence of a missing subject. A drug named by a synonym the library uses is covered.
     Example: ('amoxicillin for Lyme disease', [...]) -> ['lyme'] when no passage mentions Lyme
     """
     seen: set[str] = set()
@@ -265,13 +277,14 @@ def unsupported_terms(question: str, hits: list[Hit], df: Callable[[str], int], 
     prefixes = {w[:PREFIX] for w in seen}
     rare = max(1.0, cfg.rare_share * library_size)
     out = []
-    for term in {p for t in stems(question) for p in t.split("-")}:
+    for term in {p for t in query.terms for p in t.split("-")}:
         if len(term) < 4 or term.isdigit() or term.endswith(VERB_ENDINGS) or STOP_TERMS.match(term) \
                 or common(term):
             continue
-        if term in seen or term[:PREFIX] in prefixes:
+        names = aliases_of(term)
+        if names & seen or {n[:PREFIX] for n in names} & prefixes:
             continue
-        if df(term[:PREFIX]) <= rare:
+        if all(df(n[:PREFIX]) <= rare for n in names):
             out.append(term)
     return sorted(out)
 

@@ -1,4 +1,5 @@
-"""The answering chain used by the CLI, the app and the evaluation: retrieve -> answer -> cite -> verify."""
+"""The answering chain used by the CLI, the app and the evaluation: understand -> retrieve -> rerank ->
+answer -> verify -> cite (the seams: rag/answering.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,17 @@ import time
 from dataclasses import replace
 from functools import lru_cache
 
-import numpy as np
-
 from rag.answer_config import AnswerConfig
+from rag.answering import Answerer, EvidenceReranker, ExtractiveAnswerer, LLMAnswerer, Reranker, UnitScores
 from rag.config import Settings
 from rag.embedder import Embedder
 from rag.engine import Engine, View
 from rag.errors import ConfigError
-from rag.extractive import candidates as extract_candidates
-from rag.extractive import named_subjects, rerank, score_candidates, select, unsupported_terms
+from rag.query import Library, Query, understand
 from rag.retrieve import Filters
 from rag.store import Store
 from rag.text import is_verbatim
-from rag.types import Answer, Citation, Hit, sha256_hex
+from rag.types import Answer, Citation, Hit
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +35,7 @@ class QA:
         self.config = config or AnswerConfig()
         self.engine = engine or Engine(self.settings, embedder)
         self._generators: dict[str, object] = {}
+        self._libraries: dict[str, Library] = {}  # per generation: what subject matching needs of it
 
     @property
     def index_version(self) -> str:
@@ -44,104 +44,80 @@ class QA:
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
                  config: AnswerConfig | None = None) -> list[Hit]:
-        """Hybrid retrieval (dense + BM25, fused by reciprocal rank), re-ranked by best sentence."""
+        """Hybrid retrieval (dense + BM25, fused by reciprocal rank), re-ranked by best unit."""
         question = check_question(question)
         view = self.engine.view()
+        query = self.understand(question, view)
         qvec = self.engine.embedder.embed([question])
-        hits, _ = self._ranked(view, question, k, filters, qvec, config or self.config)
-        return hits
+        cfg = config or self.config
+        return self._ranked(view, query, k, filters, qvec, cfg, self._reranker(cfg, qvec))
 
-    def _ranked(self, view: View, question: str, k: int | None, filters: Filters | None, qvec,
-                cfg: AnswerConfig) -> tuple[list[Hit], list]:
-        """Fused hits re-ranked by the evidence score of their best sentence, and the scored sentences."""
+    def understand(self, question: str, view: View | None = None) -> Query:
+        """The question parsed once (rag.query), against the documents of `view` (default: the current)."""
+        view = view or self.engine.view()
+        library = self._libraries.get(view.gen_id)
+        if library is None:
+            library = Library.build((d for d in view.snap.docs.values() if d.status == "current"), self._common)
+            self._libraries = {view.gen_id: library}  # one generation at a time; a dict swap is atomic
+        return understand(question, library)
+
+    def _ranked(self, view: View, query: Query, k: int | None, filters: Filters | None, qvec,
+                cfg: AnswerConfig, reranker: Reranker) -> list[Hit]:
+        """The fused hits (BM25 also searching the synonyms the library uses), re-ranked, the top k."""
         k = k or self.settings.top_k
-        # more passages are read than shown: the re-ranking by best sentence brings the answer up
-        hits = self.engine.retrieve(question, max(k, cfg.passages_read), filters, query_vec=qvec, view=view)
-        store = view.pages()
-        try:
-            scored = score_candidates(question, extract_candidates(hits, cfg), self.engine.embedder,
-                                      view.lexical.idf, qvec[0], cfg, lambda texts: self._made(store, texts))
-        finally:
-            store.close()
-        subject = named_subjects(question, view.titles, self._common)
-        ranked = rerank(hits, scored, subject, cfg)[:k]
-        by_id = {h.chunk.chunk_id: h for h in ranked}  # answers quote only the passages shown
-        return ranked, [replace(c, hit=by_id[c.hit.chunk.chunk_id]) for c in scored if c.hit.chunk.chunk_id in by_id]
+        known = view.lexical.df.__contains__
+        lexical_text = " ".join([query.text, *(e for e in query.expansions if known(e))])
+        # more passages are read than shown: the re-ranking brings the answer up
+        hits = self.engine.retrieve(query.text, max(k, cfg.passages_read), filters, query_vec=qvec, view=view,
+                                    lexical_text=lexical_text)
+        return reranker.rerank(query, hits, view)[:k]
 
     def answer(self, question: str, filters: Filters | None = None, generator: str | None = None,
                k: int | None = None, config: AnswerConfig | None = None) -> Answer:
-        """Answer from the published documents only, citing each sentence, or abstain.
+        """Answer from the published documents only, citing each statement, or abstain.
 
-        The whole answer reads one View of the library (taken first): a publish landing meanwhile
-        changes nothing for it, and `index_version` names the generation it was answered from.
+        understand -> retrieve -> rerank -> answer -> verify -> cite. The whole answer reads one View of
+        the library (taken first): a publish landing meanwhile changes nothing for it, and
+        `index_version` names the generation it was answered from.
         `config`: the answering constants (default: this QA's; bench/cv.py passes each candidate).
         """
         question = check_question(question)
         name = generator or self.settings.generator
         if name not in GENERATORS:
             raise ConfigError(f"unknown generator {name!r}; choose one of {', '.join(GENERATORS)}")
+        cfg = config or self.config
         t0 = time.perf_counter()
         view = self.engine.view()
+        query = self.understand(question, view)
         qvec = self.engine.embedder.embed([question])
-        cfg = config or self.config
-        hits, scored = self._ranked(view, question, k, filters, qvec, cfg)
+        hits = self._ranked(view, query, k, filters, qvec, cfg, self._reranker(cfg, qvec))
         t1 = time.perf_counter()
-        removed: tuple[dict, ...] = ()
         pages = view.pages()
         try:
-            if name == "extractive":
-                text, cites, abstained = self._extractive(view, question, hits, scored, pages, cfg)
-            else:
-                from rag.llm import llm_answer
-
-                text, cites, abstained, removed = llm_answer(
-                    question, hits, self._generator(name), lambda n, hit, quote: quote_page(n, hit, quote, pages))
+            draft = self._answerer(name, cfg, qvec).answer(
+                query, hits, view, pages, lambda n, hit, quote: quote_page(n, hit, quote, pages))
         finally:
             pages.close()
-        if abstained:
-            text, cites = ABSTAIN_TEXT, []
+        text, cites = (ABSTAIN_TEXT, ()) if draft.abstained else (draft.text, draft.citations)
         t2 = time.perf_counter()
         return Answer(
-            question=question, text=text, citations=tuple(cites), hits=tuple(hits), abstained=abstained,
-            generator=name, removed=removed, index_version=view.gen_id,
+            question=question, text=text, citations=tuple(cites), hits=tuple(hits), abstained=draft.abstained,
+            generator=name, removed=draft.removed, index_version=view.gen_id, lead=1 if cites else None,
             timings_ms={"retrieve": round((t1 - t0) * 1000, 1), "answer": round((t2 - t1) * 1000, 1),
                         "total": round((t2 - t0) * 1000, 1)},
         )
 
-    def _made(self, store: Store, texts: list[str]) -> dict[str, np.ndarray]:
-        """The vectors ingest made for these unit texts (rag.units.context), by text."""
-        embedder = self.engine.embedder
-        keys = {sha256_hex(f"{embedder.id}\n{t}", 32): t for t in texts}
-        found = store.cached_vectors(sorted(keys), embedder.id, embedder.dim)
-        return {keys[h]: v for h, v in found.items()}
+    def _reranker(self, cfg: AnswerConfig, qvec) -> Reranker:
+        return EvidenceReranker(UnitScores(self.engine.embedder, cfg, self._common), qvec[0])
+
+    def _answerer(self, name: str, cfg: AnswerConfig, qvec) -> Answerer:
+        if name == "extractive":
+            return ExtractiveAnswerer(UnitScores(self.engine.embedder, cfg, self._common), qvec[0])
+        return LLMAnswerer(name, self._generator(name))
 
     def _common(self, term: str) -> bool:
         """One word piece: an everyday English word."""
         return self.engine.embedder.count_tokens([term])[0] == 1
-
-    def _extractive(self, view: View, question: str, hits: list[Hit], scored: list, pages: Store,
-                    cfg: AnswerConfig) -> tuple[str, list[Citation], bool]:
-        lexical = view.lexical
-        common = self._common
-        if unsupported_terms(question, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size, common, cfg):
-            return "", [], True
-        chosen, abstained = select(question, scored, lexical.idf, common, view.titles, cfg)
-        if abstained:
-            return "", [], True
-        cites: list[Citation] = []
-        parts: list[str] = []
-        for c in chosen:
-            cite = quote_page(len(cites) + 1, c.hit, c.text, pages)
-            page = pages.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page, cite.hit.chunk.cut)
-            if not page or not is_verbatim(cite.quote, page):  # a guard: chunk text is page text
-                log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
-                            cite.hit.chunk.page, cite.quote)
-                continue
-            cites.append(cite)
-            parts.append(f"{c.shown()} [{cite.n}]")
-        if not cites:
-            return "", [], True
-        return " ".join(parts), cites, False
 
     def _generator(self, name: str):
         if name not in self._generators:

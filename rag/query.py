@@ -81,7 +81,9 @@ WHAT_IS = re.compile(r"^\s*what (?:is|are) (?:a |an |the )?[\w' -]+\??$", re.I)
 AMOUNT = re.compile(r"\b(?:what|which)\b[^?]*\b(?:dose|dosage|doses|regimen|amount|strengths?)\b"
                     r"|\bhow (?:much|many)\b|\bmaximum\b"
                     r"|^\s*(?:the |usual |recommended )?(?:dose|dosage|dosing|regimen)\b"
-                    r"|\bhow (?:is|are|should|do|does)\b[^?]*\bdosed\b", re.I)
+                    r"|\bhow (?:is|are|should|do|does)\b[^?]*\bdosed\b"
+                    r"|\b(?:dose|dosage|dosing|regimen)\s*\??\s*$", re.I)  # a bare 'zorblax dose'
+
 # A patient asks about their own use ('can I take', 'my son', "I'm on"); a clinician's first person does
 # not make one ('my patient', 'what should I suspect').
 PATIENT = re.compile(

@@ -172,6 +172,7 @@ class Citation:
             "chunk_id": c.chunk_id,
             "ocr": c.ocr,
             "kind": c.public_kind,
+            "recommendation": c.recommendation,
         }
 
 
@@ -188,6 +189,7 @@ class Answer:
     timings_ms: dict = field(default_factory=dict)
     removed: tuple[dict, ...] = ()  # generated sentences dropped by verification, with the reason
     index_version: str = ""
+    lead: int | None = None  # the citation number of the statement that answers (shown first); None: abstained
 
     def to_json(self) -> dict:
         """The `ask --json` shape."""
@@ -201,4 +203,5 @@ class Answer:
             "timings_ms": self.timings_ms,
             "removed_sentences": list(self.removed),
             "index_version": self.index_version,
+            "lead": self.lead,
         }

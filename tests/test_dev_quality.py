@@ -74,3 +74,22 @@ def test_every_quote_is_verbatim_on_its_cited_page(runs, corpus_home: Path):
             assert citation_validity(a.citations, store.page_text) in (None, 1.0), a.question
     finally:
         store.close()
+
+
+def test_every_quote_is_a_whole_unit_never_a_heading_question_or_fragment(runs):
+    """Each quote is one quotable unit of its passage (rag.units: a sentence, list item, table row or
+    recommendation record), or the verbatim part of one that runs over a page break."""
+    from rag.units import heading, units
+
+    for _, a in runs:
+        for c in a.citations:
+            texts = [u.text for u in units(c.hit.chunk)]
+            assert any(c.quote == t or t.startswith(c.quote) or t.endswith(c.quote) for t in texts), \
+                (a.question, c.quote)
+            assert not c.quote.endswith("?") and not heading(c.quote), (a.question, c.quote)
+
+
+def test_answers_lead_with_one_statement_and_add_at_most_two(runs):
+    for _, a in runs:
+        if not a.abstained:
+            assert a.lead == 1 and 1 <= len(a.citations) <= 3, (a.question, len(a.citations))

@@ -1,4 +1,5 @@
-"""The evidence score's priors: the section that answers a kind of question, and formulation-specific labels."""
+"""The evidence score's priors (the section that answers a kind of question, the product form asked about,
+prescribing before patient text, the band that holds a value) and the choice of the lead and its supports."""
 
 from __future__ import annotations
 
@@ -8,14 +9,8 @@ import numpy as np
 import pytest
 
 from rag.answer_config import DEFAULT
-from rag.extractive import (
-    Candidate,
-    candidates,
-    formulations,
-    named_subjects,
-    rerank,
-    score_candidates,
-)
+from rag.extractive import Candidate, candidates, rerank, score_candidates, select
+from rag.query import Library, formulations, understand
 from rag.types import Chunk, Document, Hit
 
 
@@ -36,8 +31,13 @@ def candidate(text: str, title: str = "METFORMIN TABLETS", section: str = "14 CL
     return Candidate(Hit(chunk=chunk, doc=doc, score=0.0, rank=1), text, 0)
 
 
+def query(question: str, cands: list[Candidate], common=lambda t: False):
+    """The question understood against a library of the candidates' documents."""
+    return understand(question, Library.build({c.hit.doc.doc_id: c.hit.doc for c in cands}.values(), common))
+
+
 def scores(question: str, cands: list[Candidate]) -> list[float]:
-    return [c.score for c in score_candidates(question, cands, SameVector(), lambda t: 1.0)]
+    return [c.score for c in score_candidates(query(question, cands), cands, SameVector(), lambda t: 1.0)]
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -48,6 +48,24 @@ def scores(question: str, cands: list[Candidate]) -> list[float]:
 ])
 def test_formulations(text: str, expected: set[str]) -> None:
     assert formulations(text) == expected
+
+
+def test_prescribing_text_ranks_above_patient_text_unless_a_patient_asks() -> None:
+    same = "Warfarin can cause bleeding that may be serious."
+    guide = candidate(same, title="WARFARIN SODIUM TABLETS", section="MEDICATION GUIDE")
+    warnings = candidate(same, title="WARFARIN SODIUM TABLETS", section="5 WARNINGS AND PRECAUTIONS")
+    a, b = scores("Does warfarin cause bleeding?", [guide, warnings])
+    assert b - a == pytest.approx(DEFAULT.patient_penalty)
+    a, b = scores("Can I take warfarin if I bleed easily?", [guide, warnings])
+    assert a == pytest.approx(b)
+
+
+def test_a_row_whose_band_holds_the_questions_value_ranks_first() -> None:
+    head = "Body weight (kg) | Dose (mg)"
+    rows = [replace(candidate(r, title="MALARIA GUIDELINES", section="Dosing"), head=head, kind="row")
+            for r in ("15 to < 25 | 40 + 240", "25 to < 35 | 60 + 360")]
+    low, high = scores("What dose for a child of 30 kg?", rows)
+    assert high - low == pytest.approx(2 * DEFAULT.band_bonus)
 
 
 def test_dosing_question_prefers_the_dosage_section() -> None:
@@ -86,11 +104,7 @@ def rare_idf(rare: set[str]):
 
 
 def chosen(question: str, cand: Candidate, rare: set[str]) -> tuple[list[Candidate], bool]:
-    from dataclasses import replace
-
-    from rag.extractive import select
-
-    return select(question, [replace(cand, score=0.7)], rare_idf(rare))
+    return select(query(question, [cand]), [replace(cand, score=0.7)], rare_idf(rare))
 
 
 def test_dose_question_is_not_answered_by_another_drugs_dose() -> None:
@@ -127,22 +141,34 @@ def test_table_row_shares_its_header_words() -> None:
 
 
 def test_question_naming_a_library_drug_is_not_answered_from_another_drugs_label() -> None:
-    from dataclasses import replace
-
-    from rag.extractive import select
-
     cipro = replace(candidate("If a dose is missed, take it later the same day.", title="CIPROFLOXACIN",
                               section="2 DOSAGE"), score=0.8)
     warfarin = replace(candidate("If a dose is missed, take it as soon as possible on the same day.",
                                  title="WARFARIN SODIUM TABLETS", section="2.4 Missed Dose"), score=0.7)
-    titles = ["CIPROFLOXACIN", "WARFARIN SODIUM TABLETS"]
     everyday = {"missed", "tablet", "handled", "sodium"}.__contains__  # one word piece each in MiniLM
-    chosen, abstained = select("How is a missed warfarin tablet handled?", [cipro, warfarin], lambda t: 1.0,
-                               everyday, titles)
-    assert not abstained and [c.text for c in chosen] == [warfarin.text]
-    # a question naming no drug of the library quotes both
-    chosen, _ = select("How is a missed tablet handled?", [cipro, warfarin], lambda t: 1.0, everyday, titles)
-    assert len(chosen) == 2
+    both = [cipro, warfarin]
+    picked, abstained = select(query("How is a missed warfarin tablet handled?", both, everyday), both,
+                               lambda t: 1.0, everyday)
+    assert not abstained and [c.text for c in picked] == [warfarin.text]
+    # a question naming no drug of the library is answered from the best unit, whichever label it is in
+    picked, _ = select(query("How is a missed tablet handled?", both, everyday), both, lambda t: 1.0, everyday)
+    assert [c.text for c in picked] == [cipro.text]
+
+
+def test_a_support_is_quoted_only_for_what_the_lead_lacks() -> None:
+    def unit(text: str, score: float, position: int) -> Candidate:
+        return replace(candidate(text, title="WARFARIN SODIUM TABLETS", section="2 DOSAGE"), score=score,
+                       position=position)
+
+    lead = unit("The initial dose of warfarin is usually 2 to 5 mg once daily.", 0.80, 0)
+    same = unit("Warfarin is usually started at 2 to 5 mg once daily.", 0.78, 1)
+    other = unit("Typical maintenance doses are 2 to 10 mg once daily.", 0.70, 2)
+    q = query("What initial and maintenance doses of warfarin are usual?", [lead])
+    scored = score_candidates(q, [lead, same, other], SameVector(), lambda t: 1.0)
+    scored = [replace(c, score=s) for c, s in zip(scored, (0.80, 0.78, 0.70), strict=True)]
+    picked, abstained = select(q, scored, lambda t: 1.0)
+    # 'same' adds nothing the lead lacks; 'other' adds the maintenance dose
+    assert not abstained and [c.text for c in picked] == [lead.text, other.text]
 
 
 @pytest.mark.parametrize("text, head, rows", [
@@ -167,10 +193,11 @@ def test_passages_that_name_the_questions_subject_are_shown_first() -> None:
     general = replace(general, hit=replace(general.hit, rank=1), score=0.52)
     record = replace(record, hit=replace(record.hit, rank=2), score=0.45)
     hits = [general.hit, record.hit]
-    subject = named_subjects("Which AWaRe group is amoxicillin in?", ["AMOXICILLIN TABLETS"], lambda t: False)
-    assert subject == {"amoxic"}
-    assert [h.chunk.chunk_id for h in rerank(hits, [general, record])] == [general.hit.chunk.chunk_id,
-                                                                           record.hit.chunk.chunk_id]
-    shown = rerank(hits, [general, record], subject)
+    label = candidate("Amoxicillin is a penicillin-class antibacterial.", title="AMOXICILLIN TABLETS")
+    q = query("Which AWaRe group is amoxicillin in?", [general, label])
+    unnamed = query("Which AWaRe group is it in?", [general, label])
+    assert [h.chunk.chunk_id for h in rerank(hits, [general, record], unnamed)] == [general.hit.chunk.chunk_id,
+                                                                                    record.hit.chunk.chunk_id]
+    shown = rerank(hits, [general, record], q)
     assert [h.chunk.chunk_id for h in shown] == [record.hit.chunk.chunk_id, general.hit.chunk.chunk_id]
     assert [h.rank for h in shown] == [1, 2]

@@ -1,0 +1,135 @@
+"""The seams of the answering chain: a Reranker orders the fused passages, an Answerer writes the answer.
+
+rag.qa.QA runs understand -> retrieve -> rerank -> answer -> verify -> cite, with one View of the library
+per question. The defaults: EvidenceReranker (passages by their best unit's evidence score, rag.extractive)
+and ExtractiveAnswerer (a lead quote and at most two supports); LLMAnswerer prompts a configured model
+and verifies its reply, without the extractive unit selection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from rag.answer_config import AnswerConfig
+from rag.embedder import Embedder
+from rag.engine import View
+from rag.extractive import Candidate, candidates, rerank, score_candidates, select, unsupported_terms
+from rag.query import Query
+from rag.store import Store
+from rag.text import is_verbatim
+from rag.types import Citation, Hit, sha256_hex
+
+log = logging.getLogger(__name__)
+
+# (n, hit, quote) -> the citation on the page of the hit that holds the quote (rag.qa.quote_page)
+QuotePage = Callable[[int, Hit, str], Citation]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What an answerer gives back: the text with its [n] markers, the citations, whether it abstained."""
+
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    removed: tuple[dict, ...] = field(default_factory=tuple)  # generated sentences verification dropped
+
+    @classmethod
+    def abstain(cls) -> Draft:
+        return cls("", (), True)
+
+
+class Reranker(Protocol):
+    def rerank(self, query: Query, hits: list[Hit], view: View) -> list[Hit]:
+        """The hits in a better order, ranks renumbered from 1."""
+        ...
+
+
+class Answerer(Protocol):
+    name: str
+
+    def answer(self, query: Query, hits: list[Hit], view: View, pages: Store, quote: QuotePage) -> Draft:
+        """An answer quoting only `hits` (the passages shown), or an abstention."""
+        ...
+
+
+class UnitScores:
+    """The evidence score of every quotable unit of some passages, from the vectors ingest made."""
+
+    def __init__(self, embedder: Embedder, config: AnswerConfig, common: Callable[[str], bool]) -> None:
+        self.embedder, self.config, self.common = embedder, config, common
+
+    def __call__(self, query: Query, hits: list[Hit], view: View, qvec: np.ndarray) -> list[Candidate]:
+        store = view.pages()
+        try:
+            return score_candidates(query, candidates(hits, self.config), self.embedder, view.lexical.idf, qvec,
+                                    self.config, lambda texts: self._made(store, texts),
+                                    view.lexical.df.__contains__)
+        finally:
+            store.close()
+
+    def _made(self, store: Store, texts: list[str]) -> dict[str, np.ndarray]:
+        """The vectors ingest made for these unit texts (rag.units.context), by text."""
+        keys = {sha256_hex(f"{self.embedder.id}\n{t}", 32): t for t in texts}
+        found = store.cached_vectors(sorted(keys), self.embedder.id, self.embedder.dim)
+        return {keys[h]: v for h, v in found.items()}
+
+
+class EvidenceReranker:
+    """Passages ordered by the evidence score of their best unit (rag.extractive.rerank)."""
+
+    def __init__(self, scores: UnitScores, qvec: np.ndarray) -> None:
+        self.scores, self.qvec = scores, qvec
+
+    def rerank(self, query: Query, hits: list[Hit], view: View) -> list[Hit]:
+        return rerank(hits, self.scores(query, hits, view, self.qvec), query, self.scores.config)
+
+
+class ExtractiveAnswerer:
+    """A lead quote that answers and at most two supports, each cited; or an abstention."""
+
+    name = "extractive"
+
+    def __init__(self, scores: UnitScores, qvec: np.ndarray) -> None:
+        self.scores, self.qvec = scores, qvec
+
+    def answer(self, query: Query, hits: list[Hit], view: View, pages: Store, quote: QuotePage) -> Draft:
+        cfg, lexical, common = self.scores.config, view.lexical, self.scores.common
+        if unsupported_terms(query, hits, lambda p: lexical.prefix_df.get(p, 0), lexical.size, common, cfg):
+            return Draft.abstain()
+        chosen, abstained = select(query, self.scores(query, hits, view, self.qvec), lexical.idf, common, cfg)
+        if abstained:
+            return Draft.abstain()
+        cites: list[Citation] = []
+        parts: list[str] = []
+        for c in chosen:
+            cite = quote(len(cites) + 1, c.hit, c.text)
+            page = pages.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page, cite.hit.chunk.cut)
+            if not page or not is_verbatim(cite.quote, page):  # a guard: chunk text is page text
+                log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
+                            cite.hit.chunk.page, cite.quote)
+                continue
+            cites.append(cite)
+            parts.append(f"{c.shown()} [{cite.n}]")
+        if not cites:
+            return Draft.abstain()
+        return Draft(" ".join(parts), tuple(cites), False)  # the lead first: Answer.lead is citation 1
+
+
+class LLMAnswerer:
+    """A configured language model answers from the passages; verification keeps only cited, supported
+    sentences (rag.verify). No extractive unit selection is paid for."""
+
+    def __init__(self, name: str, generator: object) -> None:
+        self.name, self.generator = name, generator
+
+    def answer(self, query: Query, hits: list[Hit], view: View, pages: Store, quote: QuotePage) -> Draft:
+        from rag.llm import llm_answer
+
+        text, cites, abstained, removed = llm_answer(query.text, hits, self.generator, quote)  # type: ignore[arg-type]
+        return Draft(text, tuple(cites), abstained, removed)
