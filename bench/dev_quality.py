@@ -80,11 +80,12 @@ def figures(runs: Iterable[tuple[Item, Answer]]) -> dict:
 
 def table(title: str, groups: dict[str, dict]) -> str:
     """A plain-text table: one row per group, one column per metric."""
-    head = f"{'':<18}{'n':>4}{'ans':>5}" + "".join(f"{m:>22}" for m in METRICS)
+    w = max([18, *(len(name) + 2 for name in groups)])
+    head = f"{'':<{w}}{'n':>4}{'ans':>5}" + "".join(f"{m:>22}" for m in METRICS)
     lines = [title, head]
     for name, f in groups.items():
         cells = "".join(f"{_cell(f[m], m):>22}" for m in METRICS)
-        lines.append(f"{name:<18}{f['n']:>4}{f['answerable']:>5}{cells}")
+        lines.append(f"{name:<{w}}{f['n']:>4}{f['answerable']:>5}{cells}")
     return "\n".join(lines)
 
 

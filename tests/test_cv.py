@@ -45,17 +45,19 @@ def must(f: dict) -> float:
 
 
 def test_grid_is_the_product_with_the_default_first():
-    points = cv.parse_grid("max_quotes=2,3 keep_margin=0.1,0.2", AnswerConfig())
-    assert points[0] == (("max_quotes", 6.0), ("keep_margin", 0.2))  # the default, though not in the grid
+    d = AnswerConfig()
+    q, m = d.max_quotes, d.keep_margin
+    points = cv.parse_grid(f"max_quotes={q + 1},{q + 2} keep_margin={m / 2},{m * 2}", d)
+    assert points[0] == (("max_quotes", q), ("keep_margin", m))  # the default, though not in the grid
     assert len(points) == 5 and len(set(points)) == 5  # 2 x 2, and the default
-    assert len(cv.parse_grid("max_quotes=2,6 keep_margin=0.1,0.2", AnswerConfig())) == 4  # the default is in it
-    assert (("max_quotes", 2.0), ("keep_margin", 0.1)) in points
-    assert cv.label(points[0]) == "max_quotes=6 keep_margin=0.2"
-    assert cv.parse_grid("keep_margin=0.2", AnswerConfig()) == [A]  # the default given again: one point
+    assert (("max_quotes", q + 2), ("keep_margin", m / 2)) in points
+    assert cv.label((("max_quotes", 6.0), ("keep_margin", 0.2))) == "max_quotes=6 keep_margin=0.2"
+    assert len(cv.parse_grid(f"max_quotes={q + 1},{q} keep_margin={m / 2},{m}", d)) == 4  # the default is in it
+    assert cv.parse_grid(f"keep_margin={m}", d) == [(("keep_margin", m),)]  # the default given again: one point
     with pytest.raises(SystemExit, match="unknown AnswerConfig field"):
-        cv.parse_grid("keep_margn=0.1", AnswerConfig())
+        cv.parse_grid("keep_margn=0.1", d)
     with pytest.raises(SystemExit, match="FIELD=V1,V2"):
-        cv.parse_grid("keep_margin", AnswerConfig())
+        cv.parse_grid("keep_margin", d)
 
 
 def test_a_point_best_on_four_folds_and_worst_on_the_fifth():
@@ -135,15 +137,18 @@ def test_memo_embedder_returns_the_same_vectors_once_computed():
 
 @pytest.mark.slow
 def test_cli_on_the_demo_corpus(demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
-    """Two grid points over the demo set (folds given by the test), answered by the real model."""
+    """Two grid points and the default over the demo set (folds given by the test), with the real model."""
     lines = []
     for n, line in enumerate((ROOT / "data" / "demo_eval.jsonl").read_text().splitlines()):
         lines.append(json.dumps(json.loads(line) | {"fold": n % 3}))
     dataset = tmp_path / "demo_folds.jsonl"
     dataset.write_text("\n".join(lines) + "\n")
-    assert cv.main(["--home", str(demo_home), "--dataset", str(dataset), "--grid", "max_quotes=1,6", "--json"]) == 0
+    other = AnswerConfig().max_quotes + 1
+    grid = f"max_quotes=1,{other}"
+    assert cv.main(["--home", str(demo_home), "--dataset", str(dataset), "--grid", grid, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["grid"] == ["max_quotes=6", "max_quotes=1"] and out["default"] == "max_quotes=6"
+    default = f"max_quotes={AnswerConfig().max_quotes}"
+    assert out["grid"] == [default, "max_quotes=1", f"max_quotes={other}"] and out["default"] == default
     assert sorted(out["choice"]) == ["0", "1", "2"] and set(out["choice"].values()) <= set(out["grid"])
     assert out["held_out"]["all"]["n"] == out["default_config"]["all"]["n"] == 10
     assert [t["point"] for t in out["timing"]] == out["grid"]
@@ -162,6 +167,6 @@ def test_cli_on_the_demo_corpus(demo_home: Path, tmp_path: Path, capsys: pytest.
     fresh = [(i, qa.answer(i.question, config=chosen[i.fold])) for i in items]
     assert out["held_out"]["all"] == dq.figures(fresh)
     capsys.readouterr()
-    assert cv.main(["--home", str(demo_home), "--dataset", str(dataset), "--grid", "max_quotes=1,6"]) == 0
+    assert cv.main(["--home", str(demo_home), "--dataset", str(dataset), "--grid", grid]) == 0
     text = capsys.readouterr().out
     assert "chosen on the other folds" in text and "fusion alone" in text and "per category" in text
