@@ -190,3 +190,16 @@ def test_serve_rejects_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["serve", "--port", "70000"]) == 1
     assert "--port 70000: must be between 1 and 65535" in capsys.readouterr().err
+
+
+def test_the_lead_is_parted_from_its_supports() -> None:
+    assert views.lead_and_supports("Give 5 mg daily. [1] Halve it in renal impairment. [2] Stop. [3]") == (
+        "Give 5 mg daily. [1]", "Halve it in renal impairment. [2] Stop. [3]")
+    assert views.lead_and_supports("Give 5 mg [1][2]. Stop [3].") == ("Give 5 mg [1][2]", ". Stop [3].")
+    assert views.lead_and_supports("No markers.") == ("No markers.", "")
+    shown = views.lead_html("Give 5 mg. [1] Stop. [2]", views.recommendation_badge(
+        {"strength": "conditional", "certainty": "low"}))
+    assert shown == ('<div class="gqa-answer"><div class="gqa-lead">Give 5 mg. <span class="gqa-ref">[1]</span>'
+                     '<span class="gqa-badge gqa-conditional">conditional recommendation · low certainty</span></div>'
+                     '<div class="gqa-support">Stop. <span class="gqa-ref">[2]</span></div></div>')
+    assert views.recommendation_badge(None) == "" and views.recommendation_badge({"strength": ""}) == ""

@@ -128,7 +128,9 @@ def _show(result: dict, qa: QA) -> None:
     if answer.abstained:
         _abstention(answer, home)
     else:
-        st.markdown(views.answer_html(answer.text), unsafe_allow_html=True)
+        lead = next((c for c in answer.citations if c.n == answer.lead), None)
+        badge = views.recommendation_badge(lead.hit.chunk.recommendation if lead else None)
+        st.markdown(views.lead_html(answer.text, badge), unsafe_allow_html=True)
         st.markdown(f"**Sources** ({len(answer.citations)})")
         for c in answer.citations:
             with st.container(border=True):

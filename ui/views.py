@@ -21,9 +21,14 @@ _ESCAPES = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_[]()#|~$:!{}"})
 CARD_CONTEXT = 280
 _SOFT_BREAK = re.compile(r"(?<=[^\s.:;!?])[ \t]*\n(?=[a-z(])")
 _MARKER = re.compile(r"\[(\d+)\]")
+_LEAD = re.compile(r"(.*?\[\d+\](?:\s*\[\d+\])*)", re.S)  # up to the first marker (or run of markers)
 
 CSS = """<style>
 .gqa-answer {font-size: 1.12rem; line-height: 1.6; margin: 0.2rem 0 0.6rem 0;}
+.gqa-lead {font-size: 1.3rem; line-height: 1.5; font-weight: 500; margin: 0.2rem 0 0.5rem 0;}
+.gqa-support {font-size: 1.0rem; line-height: 1.5; color: #333; margin: 0 0 0.6rem 0;}
+.gqa-strong {background: #dbe8ff; color: #123f8c;}
+.gqa-conditional {background: #efe4fb; color: #4b2a7a;}
 .gqa-ref {font-size: 0.8em; font-weight: 600; color: #1f5fbf; white-space: nowrap;}
 .gqa-head {font-size: 1.0rem; line-height: 1.4;}
 .gqa-n {font-weight: 700; color: #1f5fbf; margin-right: 0.3rem;}
@@ -99,6 +104,49 @@ def answer_html(text: str) -> str:
     for i, part in enumerate(parts):
         out.append(f'<span class="gqa-ref">[{int(part)}]</span>' if i % 2 else safe(part))
     return f'<div class="gqa-answer">{"".join(out)}</div>'
+
+
+def lead_and_supports(text: str) -> tuple[str, str]:
+    """An answer split after its first cited statement (the lead) from the statements that support it.
+
+    Example: 'Give 5 mg daily. [1] Halve it in renal impairment. [2]' ->
+        ('Give 5 mg daily. [1]', 'Halve it in renal impairment. [2]')
+    """
+    m = _LEAD.match(text)
+    return (m.group(1).strip(), text[m.end():].strip()) if m else (text, "")
+
+
+def recommendation_badge(fields: dict | None) -> str:
+    """A WHO recommendation's strength and certainty as a badge ('' when the unit is not one).
+
+    Example: {'strength': 'strong', 'certainty': 'moderate'} ->
+        '<span class="gqa-badge gqa-strong">strong recommendation · moderate certainty</span>'
+    """
+    if not fields or not fields.get("strength"):
+        return ""
+    strength = str(fields["strength"])
+    words = f"{strength} recommendation"
+    if fields.get("certainty"):
+        words += f" · {fields['certainty']} certainty"
+    kind = "gqa-strong" if strength.startswith("strong") else "gqa-conditional"
+    return f'<span class="gqa-badge {kind}">{safe(words)}</span>'
+
+
+def lead_html(text: str, badge: str = "") -> str:
+    """The answer as shown: the lead in large type (with its recommendation badge), the supporting
+    statements under it.
+
+    Example: 'Give 5 mg. [1] Stop. [2]' -> '<div class="gqa-answer"><div class="gqa-lead">Give 5 mg.
+        <span class="gqa-ref">[1]</span></div><div class="gqa-support">Stop. <span ...>[2]</span></div></div>'
+    """
+    lead, rest = lead_and_supports(text)
+    support = f'<div class="gqa-support">{_marked(rest)}</div>' if rest else ""
+    return f'<div class="gqa-answer"><div class="gqa-lead">{_marked(lead)}{badge}</div>{support}</div>'
+
+
+def _marked(text: str) -> str:
+    parts = _MARKER.split(text)
+    return "".join(f'<span class="gqa-ref">[{int(p)}]</span>' if i % 2 else safe(p) for i, p in enumerate(parts))
 
 
 def status_badge(status: str) -> str:
