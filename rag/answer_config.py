@@ -32,8 +32,13 @@ class AnswerConfig:
     max_per_passage: int = 2
     # A support must add at least this idf share of the question's terms that the quotes so far lack...
     support_gain: float = 0.1
-    # ...where quoting the first amount for an amount question counts as this much.
+    # ...where stating an amount the quotes lack counts as this much (and leads an amount question),
     amount_gain: float = 0.3
+    # ...and being the statement right after the lead (which often finishes it) as this much.
+    next_gain: float = 0.1
+    # A question asking for a number is answered only when a quoted number names this idf share of its
+    # technical terms (rag.extractive.subject_cover).
+    number_cover: float = 0.3
     # A technical term absent from the top passages and in at most this share of the library's chunks
     # names a subject the documents do not cover.
     rare_share: float = 0.02

@@ -8,7 +8,6 @@ It reads the question once understood (rag.query.Query); its constants are an An
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
@@ -29,6 +28,9 @@ from rag.units import Unit, context, units
 PREFIX = 6
 VERB_ENDINGS = ("ed", "ing", "en", "ly")
 STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
+# A number stated in words or as a share, besides numbers_with_units ('one-third', 'twice', '75%').
+_NUMBER = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twice|half|third|quarter)\b|\d\s*%",
+                     re.I)
 # Text written for patients (FDA Medication Guides, patient information, Drug Facts' questions) restates
 # the prescribing sections in lay terms; a clinician's question is answered from the prescribing text.
 PATIENT_TEXT = re.compile(r"medication guide|patient (?:information|counsel)|instructions for use"
@@ -180,9 +182,13 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     per_hit = {lead.hit.chunk.chunk_id: 1}
 
     def gain(c: Candidate) -> float:
+        """What a support adds: question terms the quotes lack, an amount they do not state, or the
+        statement right after the lead (which often finishes it: the limit, the exception)."""
         share = sum(idf(t) for t in c.terms - covered) / total
-        wants_amount = query.asks_amount and not any(numbers_with_units(x.text) for x in chosen)
-        return share + (cfg.amount_gain if wants_amount and numbers_with_units(c.text) else 0.0)
+        stated = {a for x in chosen for a in numbers_with_units(x.text)}
+        amounts = set(numbers_with_units(c.text)) - stated
+        follows = c.hit.chunk.chunk_id == lead.hit.chunk.chunk_id and c.position == lead.position + 1
+        return share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows else 0.0)
 
     while len(chosen) < cfg.max_quotes:
         options = [c for c in pool if c.score >= lead.score - cfg.keep_margin and c not in chosen
@@ -194,9 +200,10 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         chosen.append(pick)
         covered |= pick.terms
         per_hit[pick.hit.chunk.chunk_id] = per_hit.get(pick.hit.chunk.chunk_id, 0) + 1
-    if query.asks_amount and not any(
-            numbers_with_units(c.text) and _names_subject(c, query, idf, common, cfg.rare_share) for c in chosen):
-        # an amount question is answered only by a quoted amount for its subject (the question's rarest term)
+    numbered = [subject_cover(c, query, idf, common) for c in chosen
+                if numbers_with_units(c.text) or _NUMBER.search(c.text)]
+    if query.asks_number and max(numbered, default=-1.0) < cfg.number_cover:
+        # a question asking for a number is answered only by a quoted number for what it asks about
         return [], True
     return [lead] + sorted(chosen[1:], key=lambda c: (c.hit.rank, c.position)), False
 
@@ -233,23 +240,35 @@ def _stemmed(text: str) -> frozenset[str]:
     return frozenset(stems(text))
 
 
-def _names_subject(c: Candidate, query: Query, idf: Idf, common: Callable[[str], bool], rare_share: float) -> bool:
-    """Whether the candidate states its amount for the question's subject.
+def subject_cover(c: Candidate, query: Query, idf: Idf, common: Callable[[str], bool]) -> float:
+    """The idf share of the question's technical terms (not everyday English) that the unit names, in its
+    text, table caption and header, section or title (by PREFIX letters, or a drug synonym).
 
-    The subject is the question's technical terms (not common English words) that are rare in the
-    library (rare_share of unsupported_terms); the candidate's text, with its table caption and
-    header, section and title, must name one of them (or a synonym the library uses). A question with
-    no such term passes.
-    Example: 'What dose of oxamniquine ...' is not answered by 'Patients with neurocysticercosis are
-    treated with praziquantel 50 mg/kg per day': the amount is not stated for oxamniquine.
+    Example: 'What dose of oxamniquine ...' -> 0.0 for 'Patients with neurocysticercosis are treated with
+    praziquantel 50 mg/kg per day' in a schistosomiasis guideline: it does not state an amount for
+    oxamniquine.
     """
-    rare_idf = math.log(1 + 1 / rare_share)
-    subject = {p for t in query.terms for p in t.split("-")
-               if len(p) >= 4 and not p.isdigit() and not STOP_TERMS.match(p) and not common(p) and idf(p) >= rare_idf}
+    subject = technical_terms(query, common)
     if not subject:
-        return True
-    names = {s[:PREFIX] for t in subject for s in aliases_of(t)}
-    return _mentions(c, names)  # by prefix, as in unsupported_terms
+        return 1.0
+    words = {w[:PREFIX] for w in _context_words(c)}
+    named = [t for t in subject if any(s[:PREFIX] in words for s in aliases_of(t))]
+    return sum(idf(t) for t in named) / (sum(idf(t) for t in subject) or 1.0)
+
+
+def technical_terms(query: Query, common: Callable[[str], bool]) -> set[str]:
+    """The question's words that name things: four letters or more, not numbers, not everyday English.
+
+    Example: 'What dose of oxamniquine should be used when praziquantel fails?' ->
+        {'oxamniquine', 'praziquantel'} (with a `common` that knows 'dose', 'used', 'fails')
+    """
+    return {p for t in query.terms for p in t.split("-")
+            if len(p) >= 4 and not p.isdigit() and not STOP_TERMS.match(p) and not _everyday(p, common)}
+
+
+def _everyday(term: str, common: Callable[[str], bool]) -> bool:
+    # the plural fold of rag.text.stems turns 'versus' into 'versu': ask about the word as written too
+    return common(term) or common(term + "s")
 
 
 @lru_cache(maxsize=4096)
@@ -279,7 +298,7 @@ def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], l
     out = []
     for term in {p for t in query.terms for p in t.split("-")}:
         if len(term) < 4 or term.isdigit() or term.endswith(VERB_ENDINGS) or STOP_TERMS.match(term) \
-                or common(term):
+                or _everyday(term, common):
             continue
         names = aliases_of(term)
         if names & seen or {n[:PREFIX] for n in names} & prefixes:

@@ -84,6 +84,9 @@ AMOUNT = re.compile(r"\b(?:what|which)\b[^?]*\b(?:dose|dosage|doses|regimen|amou
                     r"|\bhow (?:is|are|should|do|does)\b[^?]*\bdosed\b"
                     r"|\b(?:dose|dosage|dosing|regimen)\s*\??\s*$", re.I)  # a bare 'zorblax dose'
 
+# A question whose answer is a number of another kind: a limit, a range, a share, a duration, a count.
+NUMBER = re.compile(r"\b(?:what|which)\b[^?]*\b(?:limits?|ranges?|share|percentage|proportion|cut-?offs?|concentration"
+                    r"|thresholds?|rate)\b|\bhow (?:long|many|much|often|soon)\b", re.I)
 # A patient asks about their own use ('can I take', 'my son', "I'm on"); a clinician's first person does
 # not make one ('my patient', 'what should I suspect').
 PATIENT = re.compile(
@@ -160,6 +163,7 @@ class Query:
     values: tuple[Value, ...]
     patient: bool  # phrased as a patient's question ('can I', 'my', 'should I')
     asks_amount: bool  # asks for a dose, amount or regimen (so an answer must state one)
+    asks_number: bool = False  # asks for an amount or another number (limit, range, share, duration...)
     forms: frozenset[str] = frozenset()  # the dosage forms the question names
 
 
@@ -181,7 +185,8 @@ def understand(question: str, library: Library) -> Query:
     return Query(
         text=text, terms=terms, expansions=_expansions(text, terms, drugs), names=names,
         subjects=subjects, preferred=preferred, intents=_intents(text, values, drugs), values=values,
-        patient=bool(PATIENT.search(text)), asks_amount=bool(AMOUNT.search(text)), forms=forms)
+        patient=bool(PATIENT.search(text)), asks_amount=bool(AMOUNT.search(text)),
+        asks_number=bool(AMOUNT.search(text) or NUMBER.search(text)), forms=forms)
 
 
 def formulations(text: str) -> frozenset[str]:

@@ -17,8 +17,13 @@ from rag.verify import cut_units, looks_like_instruction, table_parts
 # FDA Highlights end each item with its cross-reference: '... with meals (2.1) Increase the dose ...'.
 _ITEM_END = re.compile(r"\(\d{1,2}(?:\.\d{1,2})?(?:,\s*\d{1,2}(?:\.\d{1,2})?)*\)(?=\s+[A-Z])")
 _BULLET = re.compile(r"\s*[•●▪◦]\s+")
+# A contents entry ('INTRODUCTION ........ 1') and a bibliography entry ('Steinmann P, Keiser J, Bos R.',
+# 'Loebstein R, Addis A, Ho E, et al. Pregnancy ... 1996;69:83-89') say where things are, not what they say.
+_LEADER_DOTS = re.compile(r"(?:\.\s?){5,}|…{2,}")
+_AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\b(?:19|20)\d\d;\s?\d+(?:\(\d+\))?:\d+")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
 MIN_WORDS = 4
+_FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with without into versus vs".split())
 # A heading is short, ends without punctuation, and capitalises (nearly) every word.
 _HEADING_WORDS = 14
 
@@ -81,12 +86,16 @@ def context(title: str, section: str, unit: Unit) -> str:
 
 
 def quotable(text: str, kind: str) -> bool:
-    """Whether a unit says something by itself: not a heading, a question line or a fragment.
+    """Whether a unit says something by itself: not a heading, a question line, a fragment, a contents
+    entry or a bibliography entry.
 
     Example: 'What is type 2 diabetes?' -> False; 'DOSAGE AND ADMINISTRATION' -> False;
+        'Steinmann P, Keiser J, Bos R. Schistosomiasis and water resources.' -> False;
         'Take 500 mg twice daily with meals.' -> True
     """
     words = text.split()
+    if _LEADER_DOTS.search(text) or _AUTHORS.search(text):
+        return False
     if kind == "row":
         return len(words) >= 2 and any(ch.isalnum() for ch in text)
     if len(words) < MIN_WORDS or text.endswith("?"):
@@ -99,7 +108,7 @@ def heading(text: str) -> bool:
 
     Example: 'Dosing Recommendations without Consideration of Genotype' -> True
     """
-    words = [w for w in text.split() if w[:1].isalpha()]
+    words = [w for w in text.split() if w[:1].isalpha() and w.lower() not in _FUNCTION_WORDS]
     if not words or len(text.split()) > _HEADING_WORDS or text.rstrip()[-1:] in ".;:)%":
         return False
     capital = sum(w[0].isupper() for w in words)

@@ -1,0 +1,60 @@
+"""Quotable units: what an answer may quote of a passage, and what it never does."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.types import Chunk
+from rag.units import context, heading, quotable, units
+
+
+def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRATION", **kw) -> Chunk:
+    return Chunk(chunk_id="c", doc_id="d", ordinal=0, page=1, page_end=1, page_label="1", section=section,
+                 text=text, kind=kind, **kw)
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    ("Take 500 mg twice daily with meals.", True),
+    ("What is type 2 diabetes?", False),  # a Medication Guide's own question
+    ("DOSAGE AND ADMINISTRATION", False),
+    ("Dosing Recommendations without Consideration of Genotype", False),
+    ("See below.", False),  # a fragment
+    ("I. INTRODUCTION .............................................. 1", False),  # contents
+    ("1. Steinmann P, Keiser J, Bos R, Tanner M. Schistosomiasis and water resources.", False),
+    ("Loebstein R, Addis A, Ho E, et al. Pregnancy outcome following exposure.", False),
+    ("Pediatrics. 1996;69:83-89 reported no malformations in exposed infants.", False),
+])
+def test_quotable(text: str, ok: bool) -> None:
+    assert quotable(text, "sentence") is ok
+
+
+def test_heading_needs_capitals_and_no_closing_punctuation() -> None:
+    assert heading("Adult Dosage for Metformin Hydrochloride Tablets")
+    assert not heading("Discontinue metformin if eGFR falls below 30 mL/min.")
+
+
+def test_prose_is_cut_at_bullets_and_highlights_items() -> None:
+    c = chunk("Starting dose: 500 mg orally twice a day (2.1) Increase the dose in increments of 500 mg weekly "
+              "(2.1) • Do not crush or chew the tablets. • Take with the evening meal.")
+    assert [(u.text, u.kind) for u in units(c)] == [
+        ("Starting dose: 500 mg orally twice a day (2.1)", "item"),
+        ("Increase the dose in increments of 500 mg weekly (2.1)", "item"),
+        ("Do not crush or chew the tablets.", "item"), ("Take with the evening meal.", "item")]
+
+
+def test_the_sections_own_heading_glued_on_is_left_out() -> None:
+    c = chunk("Dosing Recommendations without Consideration of Genotype If the genotypes are not known, the "
+              "initial dose is usually 2 to 5 mg once daily.",
+              section="2 DOSAGE > 2.3 Dosing Recommendations without Consideration of Genotype")
+    assert [u.text for u in units(c)] == ["If the genotypes are not known, the initial dose is usually 2 to 5 mg "
+                                          "once daily."]
+
+
+def test_a_recommendation_record_is_one_unit_and_rows_carry_their_head() -> None:
+    rec = chunk("Recommendation 3 WHO suggests biannual preventive chemotherapy. Conditional recommendation "
+                "Certainty of evidence: very low", kind="recommendation")
+    assert [(u.text, u.kind) for u in units(rec)] == [(rec.text, "recommendation")]
+    table = chunk("Table 1. Doses\nGroup | Dose\n\nAdults | 10 mg daily", kind="table")
+    [row] = units(table)
+    assert (row.text, row.kind, row.head) == ("Adults | 10 mg daily", "row", "Table 1. Doses\nGroup | Dose")
+    assert context("ZORB", "2 DOSAGE", row) == "ZORB | 2 DOSAGE\nTable 1. Doses\nGroup | Dose\nAdults | 10 mg daily"
