@@ -174,7 +174,8 @@ def page_units(pages: list[Page]) -> list[Unit]:
                     table.append(line)
                     continue
                 flush_table()
-            if GAP in line and (line.count(GAP) >= 2 or GAP in following):
+            if GAP in line and (line.count(GAP) >= 2 or GAP in following and any(
+                    tables.data_row(ln.split(GAP)) for ln in (line, *lines[i + 1:i + 4]))):
                 # an uncaptioned grid (cells by position, ingest.tables): consecutive gapped lines
                 flush_para()
                 table = [line]

@@ -21,6 +21,9 @@ BAR = 5.0
 # pypdf joins the text shows of one line of a BT block into one run, padding gaps with spaces; a gap
 # wider than this many font heights (ingest.layout.CELL_GAP) parts cells, so the run is cut there.
 CELL_GAP = 1.5
+# A show standing at least this many font heights after the ink before it (twice a word space) may
+# open a table's column (Run.starts).
+STARTS_GAP = 0.5
 
 
 @dataclass
@@ -34,8 +37,9 @@ class Run:
     text: str
     box: int = -1  # index of the box holding it, -1 for none
     seq: int = -1  # position in the content stream (read numbers runs in the order given)
-    # (x, offset in text) where a text show after a space starts inside the run: a table's column may
-    # start there, closer to the cell before it than CELL_GAP (ingest.layout re-cuts a grid's header)
+    # (x, offset in text) where a text show starts STARTS_GAP or more after the ink before it: a table's
+    # column may start there, closer to the cell before it than CELL_GAP (ingest.tables re-cuts a
+    # grid's header lines at its columns)
     starts: tuple[tuple[float, int], ...] = ()
 
 
@@ -127,7 +131,9 @@ def _show_text(shows: list) -> tuple[str, tuple[tuple[float, int], ...]]:
         gap = round(b.tx - a.displaced_tx, 3)
         text += " " * (round(gap / space) if gap > 0 and space else 0)
         lead = len(b.text) - len(b.text.lstrip())
-        if b.text.strip() and (lead or text[-1:].isspace()):
+        ink = len(a.text) - len(a.text.rstrip())  # the last show's trailing spaces count as gap
+        wide = gap + ink * space + lead * space >= STARTS_GAP * float(b.font_height)
+        if b.text.strip() and (lead or text[-1:].isspace()) and wide:
             starts.append((float(b.tx), len(text) + lead))
         text += b.text
     return text, tuple(starts)

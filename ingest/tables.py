@@ -23,14 +23,20 @@ from ingest.layout import Block, Line, _gutter, _join_runs, _lines, _split
 from ingest.sections import GAP
 from rag.text import paired_row, squash
 
-# A grid has at least this many lines of two or more cells ...
+# A grid has at least this many lines of two or more cells, half of them with a number opening a cell
+# (a dose, a band: a formulary's name-and-form lines and an index's two columns are not tables, nor is
+# a table of contents, every line ending in a page number) ...
 GRID_LINES = 3
 # ... with at most this many words a cell on average (a line of two prose columns has more).
 GRID_WORDS = 5.0
-# At most this many rows make a table's header.
+# At most this many rows make a table's header, and a label has at most this many words (longer, the
+# first rows are not a header: pairing them with every cell would multiply the table's text).
 HEADER_ROWS = 3
+LABEL_WORDS = 16
 _DATA = re.compile(r"^[\d<>≤≥±.+\-–]")  # a cell that opens with a number or a bound is data
 _UNIT = re.compile(r"^\(.*\)$")
+_PAGE_NUMBER = re.compile(r"^\d{1,3}$")
+_ROMAN = re.compile(r"^[ivxlc]{1,6}$")
 
 
 def page_grids(runs: list[Run]) -> list[list[list[str]]]:
@@ -100,7 +106,9 @@ def grids(lines: list[list[str]]) -> list[tuple[int, int]]:
             end -= 1
         multi = [c for c in lines[start:end] if len(c) >= 2]
         words = [len(x.split()) for c in multi for x in c]
-        if len(multi) >= GRID_LINES and sum(words) / len(words) <= GRID_WORDS:
+        contents = all(_PAGE_NUMBER.match(c[-1]) or _ROMAN.match(c[-1]) for c in multi)  # page numbers last
+        if len(multi) >= GRID_LINES and sum(words) / len(words) <= GRID_WORDS and not contents \
+                and 2 * sum(data_row(c) for c in multi) >= len(multi):
             out.append((start, end))
 
     for i, cells in enumerate(lines + [[]]):
@@ -201,7 +209,19 @@ def split_header(rows: list[list[str]]) -> tuple[int, list[str]]:
         for k, cell in enumerate(row):  # fills the rightmost columns
             j = len(labels) - len(row) + k
             labels[j] = f"{labels[j]} {cell}".strip()
+    if any(len(x.split()) > LABEL_WORDS or "..." in x for x in labels):
+        return 0, []  # not a header: an index's leaders, a paragraph
     return n, labels
+
+
+def data_row(cells: list[str]) -> bool:
+    """Whether a row holds a number opening a cell (a dose, a weight band, a clearance).
+
+    Example: ['5 to < 8', '20 + 160'] -> True; ['atropine', 'Injection: 1 mg in 1 mL ampoule.'] -> False;
+        ['Glossary', '12'] -> False
+    """
+    # a bare number standing last is a page number (a table of contents), not data
+    return any(_DATA.match(c) and not (k == len(cells) - 1 and _PAGE_NUMBER.match(c)) for k, c in enumerate(cells))
 
 
 def _continues_header(row: list[str], width: int) -> bool:

@@ -94,9 +94,13 @@ def test_grids_are_replaced_in_the_page_text_only_where_their_cells_are_printed_
         "apart.", "Body weight | Dose (mg)", "(kg) | daily", "5 to < 15 | 20 + 120", "≥ 35 | 80 + 480", "Factors:"]
     # a line that is not made of the grid's cells leaves the page as it was
     assert tables.mark_cells(plain.replace("80 + 480", "80 + 490"), [grid]) == plain.replace("80 + 480", "80 + 490")
-    assert tables.grids([["a", "b"], ["(kg)"], ["c", "d"], ["e", "f"], ["A sentence of prose here."]]) == [(0, 4)]
+    assert tables.grids([["Weight", "Dose"], ["(kg)"], ["5", "20 mg"], ["8", "30 mg"], ["10", "40 mg"],
+                         ["A sentence of prose here."]]) == [(0, 5)]
     prose = [["the left column of prose runs on here", "and the right column of prose runs on too"]] * 4
-    assert tables.grids(prose) == []
+    formulary = [["atropine", "Injection: 1 mg in 1 mL ampoule."], ["naloxone", "Injection: 400 micrograms."]] * 2
+    index = [["abacavir ........ 19", "betamethasone ........ 42"]] * 4
+    contents = [["1. Introduction", "1"], ["1.1 Methods", "3"], ["2. Background", "7"]]
+    assert tables.grids(prose) == tables.grids(formulary) == tables.grids(index) == tables.grids(contents) == []
 
 
 def test_one_text_block_printing_a_row_is_cut_into_cells(tmp_path: Path) -> None:
