@@ -9,6 +9,7 @@ and verifies its reply, without the extractive unit selection.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,11 +22,13 @@ from rag.engine import View
 from rag.extractive import Candidate, candidates, rerank, score_candidates, select, unsupported_terms
 from rag.query import Query
 from rag.store import Store
-from rag.text import is_verbatim
+from rag.text import is_verbatim, squash
 from rag.types import Citation, Hit, sha256_hex
 
 log = logging.getLogger(__name__)
 
+# Longest section title shown before a list item or row (list_heading); longer ones are sentences.
+HEADING_WORDS = 8
 # (n, hit, quote) -> the citation on the page of the hit that holds the quote (rag.qa.quote_page)
 QuotePage = Callable[[int, Hit, str], Citation]
 
@@ -115,10 +118,26 @@ class ExtractiveAnswerer:
                             cite.hit.chunk.page, cite.quote)
                 continue
             cites.append(cite)
-            parts.append(f"{c.shown()} [{cite.n}]")
+            parts.append(f"{list_heading(c)}{c.shown()} [{cite.n}]")
         if not cites:
             return Draft.abstain()
         return Draft(" ".join(parts), tuple(cites), False)  # the lead first: Answer.lead is citation 1
+
+
+def list_heading(c: Candidate) -> str:
+    """The heading a list item or table row is filed under, to show before it ('CONTRAINDICATIONS: '):
+    'Acute or chronic metabolic acidosis' says what it is only under its heading. The heading is the
+    document's own words (the chunk's section, its number left out); '' for sentences and records.
+
+    Example: an item 'Severe renal impairment (eGFR below 30 mL/min/1.73 m2)' of section
+        '4 CONTRAINDICATIONS' -> 'CONTRAINDICATIONS: '
+    """
+    if c.kind not in ("item", "row"):
+        return ""
+    last = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", c.hit.chunk.section.split(">")[-1].strip())
+    if not last or len(last.split()) > HEADING_WORDS or squash(last) in squash(c.text):
+        return ""
+    return f"{last}: "
 
 
 class LLMAnswerer:

@@ -20,7 +20,7 @@ from rag import synonyms
 from rag.answer_config import DEFAULT, AnswerConfig
 from rag.embedder import Embedder
 from rag.query import SECTIONS, Query, band_contains
-from rag.text import numbers_with_units, squash, stems
+from rag.text import numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
 from rag.units import Unit, context, units
 
@@ -28,6 +28,8 @@ from rag.units import Unit, context, units
 PREFIX = 6
 VERB_ENDINGS = ("ed", "ing", "en", "ly")
 STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
+# The units of an amount given (a dose, a volume, a count of tablets), as rag.text.numbers_with_units writes them.
+_DOSE_UNIT = re.compile(r"(?:mg|mcg|µg|microgram|g|ml|l|iu|unit|mmol|tablet|capsule|dose)(?:/.*)?$")
 # A number stated in words or as a share, besides numbers_with_units ('one-third', 'twice', '75%').
 _NUMBER = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twice|half|third|quarter)\b|\d\s*%",
                      re.I)
@@ -153,7 +155,13 @@ def rerank(hits: list[Hit], scored: list[Candidate], query: Query, cfg: AnswerCo
     def score(h: Hit) -> float:
         return best.get(h.chunk.chunk_id, -1.0) + cfg.w_fusion * h.score / top
 
-    ordered = sorted(head, key=lambda h: (-score(h), h.rank)) + list(hits[cfg.passages_read:])
+    ordered = sorted(head, key=lambda h: (-score(h), h.rank))
+    # a question naming two documents (two labelled drugs, a label and the EML) is shown the best passage of each
+    firsts = list({h.doc.family: h for h in reversed(ordered) if h.doc.doc_id in query.subjects}.values())
+    if len(firsts) > 1:
+        firsts.sort(key=ordered.index)
+        ordered = firsts + [h for h in ordered if h not in firsts]
+    ordered += list(hits[cfg.passages_read:])
     return [replace(h, rank=i + 1) for i, h in enumerate(ordered)]
 
 
@@ -173,8 +181,7 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     if not pool:
         return [], True
     # an amount question is led by a unit that states an amount, when one is about as good as the best
-    lead = max(pool, key=lambda c: c.score + (cfg.amount_gain if query.asks_amount and numbers_with_units(c.text)
-                                              else 0.0))
+    lead = max(pool, key=lambda c: c.score + (cfg.amount_gain if query.asks_amount and doses(c.text) else 0.0))
     if lead.score < cfg.abstain_below:
         return [], True
     total = sum(idf(t) for t in query.terms) or 1.0
@@ -182,13 +189,16 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     per_hit = {lead.hit.chunk.chunk_id: 1}
 
     def gain(c: Candidate) -> float:
-        """What a support adds: question terms the quotes lack, an amount they do not state, or the
-        statement right after the lead (which often finishes it: the limit, the exception)."""
+        """What a support adds: question terms the quotes lack, an amount they do not state, the
+        statement right after the lead (which often finishes it: the limit, the exception), or the first
+        word of another document the question names."""
         share = sum(idf(t) for t in c.terms - covered) / total
         stated = {a for x in chosen for a in numbers_with_units(x.text)}
         amounts = set(numbers_with_units(c.text)) - stated
         follows = c.hit.chunk.chunk_id == lead.hit.chunk.chunk_id and c.position == lead.position + 1
-        return share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows else 0.0)
+        other = c.hit.doc.doc_id in query.subjects and c.hit.doc.family not in {x.hit.doc.family for x in chosen}
+        return (share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows else 0.0)
+                + (cfg.other_subject_gain if other else 0.0))
 
     while len(chosen) < cfg.max_quotes:
         options = [c for c in pool if c.score >= lead.score - cfg.keep_margin and c not in chosen
@@ -206,6 +216,14 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         # a question asking for a number is answered only by a quoted number for what it asks about
         return [], True
     return [lead] + sorted(chosen[1:], key=lambda c: (c.hit.rank, c.position)), False
+
+
+def doses(text: str) -> list[str]:
+    """The amounts a text gives (doses, volumes, tablet counts), not ages or durations.
+
+    Example: 'Children 10 years and older: 10 mg once daily' -> ['10mg']
+    """
+    return [a for a in numbers_with_units(text) if _DOSE_UNIT.search(a.lstrip("0123456789.-"))]
 
 
 def named_prefixes(query: Query) -> frozenset[str]:
@@ -287,7 +305,9 @@ def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], l
     Such a term names something the documents do not cover ('Lyme disease' in an amoxicillin label),
     so the question is not answered by them. Common English words (`common`: one word piece in the
     embedder's vocabulary), inflected verbs and numbers are left out: they are paraphrased too often
-    to be evidence of a missing subject. A drug named by a synonym the library uses is covered.
+    to be evidence of a missing subject. A drug named by a synonym the library uses is covered. Only the
+    sentences that ask are read (asked_part): a vignette's scenario ('a hiker who takes metformin...')
+    describes the patient in words no label uses.
     Example: ('amoxicillin for Lyme disease', [...]) -> ['lyme'] when no passage mentions Lyme
     """
     seen: set[str] = set()
@@ -296,7 +316,7 @@ def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], l
     prefixes = {w[:PREFIX] for w in seen}
     rare = max(1.0, cfg.rare_share * library_size)
     out = []
-    for term in {p for t in query.terms for p in t.split("-")}:
+    for term in {p for t in stems(asked_part(query.text)) for p in t.split("-")}:
         if len(term) < 4 or term.isdigit() or term.endswith(VERB_ENDINGS) or STOP_TERMS.match(term) \
                 or _everyday(term, common):
             continue
@@ -306,6 +326,17 @@ def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], l
         if all(df(n[:PREFIX]) <= rare for n in names):
             out.append(term)
     return sorted(out)
+
+
+def asked_part(question: str) -> str:
+    """The sentences of a question that ask (end with '?'), without the scenario before them; the whole
+    question when it is one sentence or none asks.
+
+    Example: 'A hiker takes metformin. Is there an interaction?' -> 'Is there an interaction?'
+    """
+    sentences = split_sentences(question)
+    asking = [x for x in sentences if x.rstrip().endswith("?")]
+    return " ".join(asking) if len(sentences) > 1 and asking else question
 
 
 def _duplicate(c: Candidate, chosen: list[Candidate]) -> bool:
