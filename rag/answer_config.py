@@ -36,6 +36,8 @@ class AnswerConfig:
     amount_gain: float = 0.3
     # ...and being the statement right after the lead (which often finishes it) as this much.
     next_gain: float = 0.1
+    # ...and coming from another document the question names (a multi-document question) as this much.
+    other_subject_gain: float = 0.2
     # A question asking for a number is answered only when a quoted number names this idf share of its
     # technical terms (rag.extractive.subject_cover).
     number_cover: float = 0.3

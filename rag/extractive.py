@@ -30,6 +30,8 @@ VERB_ENDINGS = ("ed", "ing", "en", "ly")
 STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
 # The units of an amount given (a dose, a volume, a count of tablets), as rag.text.numbers_with_units writes them.
 _DOSE_UNIT = re.compile(r"(?:mg|mcg|µg|microgram|g|ml|l|iu|unit|mmol|tablet|capsule|dose)(?:/.*)?$")
+# A cross-reference: '(5.1)', '(2.1, 2.3)', '[see Warnings and Precautions (5.4)]'.
+_REFERENCE = re.compile(r"\[see [^\]]*\]|\(\d+(?:\.\d+)*(?:,\s*\d+(?:\.\d+)*)*\)")
 # A number stated in words or as a share, besides numbers_with_units ('one-third', 'twice', '75%').
 _NUMBER = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twice|half|third|quarter)\b|\d\s*%",
                      re.I)
@@ -210,12 +212,20 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         chosen.append(pick)
         covered |= pick.terms
         per_hit[pick.hit.chunk.chunk_id] = per_hit.get(pick.hit.chunk.chunk_id, 0) + 1
-    numbered = [subject_cover(c, query, idf, common) for c in chosen
-                if numbers_with_units(c.text) or _NUMBER.search(c.text)]
+    numbered = [subject_cover(c, query, idf, common) for c in chosen if states_number(c.text)]
     if query.asks_number and max(numbered, default=-1.0) < cfg.number_cover:
         # a question asking for a number is answered only by a quoted number for what it asks about
         return [], True
     return [lead] + sorted(chosen[1:], key=lambda c: (c.hit.rank, c.position)), False
+
+
+def states_number(text: str) -> bool:
+    """Whether a text states a number (a dose, an INR range, a share, 'twice'), cross-references aside.
+
+    Example: 'Maintain an INR of 2.0 to 3.0.' -> True; 'See Warnings (5.1) [see Use in (8.6)].' -> False
+    """
+    bare = _REFERENCE.sub(" ", text)
+    return bool(re.search(r"\d", bare) or _NUMBER.search(bare))
 
 
 def doses(text: str) -> list[str]:

@@ -201,3 +201,73 @@ def test_passages_that_name_the_questions_subject_are_shown_first() -> None:
     shown = rerank(hits, [general, record], q)
     assert [h.chunk.chunk_id for h in shown] == [record.hit.chunk.chunk_id, general.hit.chunk.chunk_id]
     assert [h.rank for h in shown] == [1, 2]
+
+
+def test_asked_part_leaves_out_the_vignette() -> None:
+    from rag.extractive import asked_part
+
+    assert asked_part("A hiker takes metformin and acetazolamide. Is there an interaction?") == \
+        "Is there an interaction?"
+    assert asked_part("Which amoxicillin regimen treats early Lyme disease?") == \
+        "Which amoxicillin regimen treats early Lyme disease?"
+
+
+def test_a_subject_the_library_never_names_is_refused_only_where_it_is_asked() -> None:
+    from rag.extractive import unsupported_terms
+
+    label = candidate("Stop metformin before an iodinated contrast imaging procedure.", title="METFORMIN TABLETS")
+    q_asked = query("Does metformin treat polycystic ovary syndrome?", [label])
+    q_scene = query("A patient with polycystic kidneys has a contrast scan. Does metformin need stopping?", [label])
+    df = {"polycy": 0, "ovary": 0, "kidney": 0}.get
+    rare = unsupported_terms(q_asked, [label.hit], lambda p: df(p, 50), 1000)
+    assert "polycystic" in rare
+    assert unsupported_terms(q_scene, [label.hit], lambda p: df(p, 50), 1000) == []
+
+
+def test_a_number_question_is_refused_when_the_number_is_for_something_else() -> None:
+    lvad = "What target INR range does the warfarin label give for a left ventricular assist device?"
+    af = replace(candidate("For atrial fibrillation, maintain an INR of 2.0 to 3.0 (target 2.5).",
+                           title="WARFARIN SODIUM TABLETS", section="2 DOSAGE"), score=0.7)
+    q = query(lvad, [af])
+    assert q.asks_number
+    idf = rare_idf({"ventricular", "assist", "device", "lvad"})
+    scored = [replace(af, terms=frozenset({"warfarin", "inr", "target", "range"}))]
+    assert select(q, scored, idf, cfg=DEFAULT.with_values(number_cover=0.5))[1]  # refused
+    assert not select(q, scored, idf, cfg=DEFAULT.with_values(number_cover=0.0))[1]  # the rule off: answered
+
+
+def test_doses_are_amounts_not_ages() -> None:
+    from rag.extractive import doses
+
+    assert doses("Pediatric patients 10 years and older: 10 mg once daily for 3 days") == ["10mg"]
+    assert doses("250 mg/5 mL; 2 tablets") == ["250mg", "5ml", "2tablet"]
+
+
+def test_a_number_is_stated_whatever_its_unit_but_not_by_a_cross_reference() -> None:
+    from rag.extractive import states_number
+
+    assert states_number("Maintain an INR of 2.0 to 3.0.") and states_number("Give it twice a year.")
+    assert not states_number("See Warnings and Precautions (5.1) [see Use in Specific Populations (8.6)].")
+
+
+def test_a_list_item_is_shown_under_its_heading() -> None:
+    from rag.answering import list_heading
+
+    item = replace(candidate("Acute or chronic metabolic acidosis, including diabetic ketoacidosis.",
+                             section="4 CONTRAINDICATIONS"), kind="item")
+    assert list_heading(item) == "CONTRAINDICATIONS: "
+    assert list_heading(replace(item, kind="sentence")) == ""
+    assert list_heading(replace(item, text="CONTRAINDICATIONS include metabolic acidosis.")) == ""
+
+
+def test_a_question_naming_two_documents_is_shown_the_best_passage_of_each() -> None:
+    def passage(title: str, text: str, rank: int, score: float) -> Candidate:
+        c = candidate(text, title=title)
+        return replace(c, hit=replace(c.hit, rank=rank, doc=replace(c.hit.doc, family=title)), score=score)
+
+    a1 = passage("WARFARIN SODIUM TABLETS", "Warfarin interacts with many drugs.", 1, 0.9)
+    a2 = passage("WARFARIN SODIUM TABLETS", "Warfarin is metabolised by CYP2C9.", 2, 0.8)
+    b1 = passage("ACETAMINOPHEN TABLETS", "Ask a doctor before use if you take warfarin.", 3, 0.5)
+    q = query("Can acetaminophen be taken with warfarin?", [a1, b1])
+    shown = rerank([a1.hit, a2.hit, b1.hit], [a1, a2, b1], q)
+    assert [h.doc.title for h in shown[:2]] == ["WARFARIN SODIUM TABLETS", "ACETAMINOPHEN TABLETS"]
