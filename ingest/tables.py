@@ -29,6 +29,8 @@ from rag.text import paired_row, squash
 GRID_LINES = 3
 # ... with at most this many words a cell on average (a line of two prose columns has more).
 GRID_WORDS = 5.0
+# At most this many lines just above a grid are read as its header (a header cell wrapped over lines).
+ABOVE_LINES = 4
 # At most this many rows make a table's header, and a label has at most this many words (longer, the
 # first rows are not a header: pairing them with every cell would multiply the table's text).
 HEADER_ROWS = 3
@@ -39,11 +41,19 @@ _PAGE_NUMBER = re.compile(r"^\d{1,3}$")
 _ROMAN = re.compile(r"^[ivxlc]{1,6}$")
 
 
-def page_grids(runs: list[Run]) -> list[list[list[str]]]:
-    """The page's grids (`grids`) as rows of cells, found in each prose column apart (a table
-    in one column shares its baselines with the other column's prose). Header lines are cut again at
-    the columns the grid's fullest rows start (a header cell may stand closer than CELL_GAP to the
-    next), and header rows just above the grid are taken in."""
+Grid = tuple[list[list[str]], list[str]]  # rows of cells to write, and the pieces the page prints
+Piece = tuple[float, float, str]  # a cell's x0, x1 and text
+
+
+def page_grids(runs: list[Run]) -> list[Grid]:
+    """The page's grids (`grids`), found in each prose column apart (a table in one column shares its
+    baselines with the other column's prose), as the rows to write and the pieces they print.
+
+    Header lines are cut again at the columns where the grid's fullest rows start (a header cell may
+    stand closer than CELL_GAP to the next); header lines just above the grid are taken in; the header
+    is read column by column, top to bottom, into one row (a header cell wrapped over lines, or centred
+    a little higher than its neighbours, is one label).
+    """
     lines = _lines(runs)
     gutter = _gutter([Block([ln]) for ln in lines])
     sides: list[list[Line]] = [lines]
@@ -60,33 +70,57 @@ def page_grids(runs: list[Run]) -> list[list[list[str]]]:
             width = max(len(ln.segments) for ln in side[a:b])
             cols = [min(ln.segments[k][0].x0 for ln in side[a:b] if len(ln.segments) == width)
                     for k in range(width)]
-            above = [_cut_at(ln, cols) for ln in side[max(0, a - HEADER_ROWS):a]]
-            out.append(above[header_start(above):] + [_cut_at(ln, cols) for ln in side[a:b]])
+            inside = [_cut_at(ln, cols) for ln in side[a:b]]
+            above = [_cut_at(ln, cols) for ln in side[max(0, a - ABOVE_LINES):a]]
+            opens = not data_row([t for _, _, t in inside[0]])
+            out.append(_read_header(above[header_start([[t for _, _, t in r] for r in above], opens):] + inside))
     return out
 
 
-def _cut_at(ln: Line, cols: list[float]) -> list[str]:
-    """A line's cells: its segments, each cut again where a run or a text show starts at one of the
-    columns (from a third of the font height before it to one after: a header cell may be indented)."""
+def _read_header(rows: list[list[Piece]]) -> Grid:
+    """A grid's rows with its header rows (those above the first data row) read column by column into one."""
+    first = next((i for i, r in enumerate(rows) if data_row([t for _, _, t in r])), len(rows))
+    pieces = [t for r in rows for _, _, t in r]
+    body = [[t for _, _, t in r] for r in rows[first:]]
+    full = [r for r in rows[first:] if len(r) == max(len(x) for x in rows[first:])] if body else rows
+    width = len(full[0]) if full else 0
+    spans = [(min(r[k][0] for r in full), max(r[k][1] for r in full)) for k in range(width)]
+
+    def column(x0: float, x1: float) -> int:  # the column it overlaps most, else the nearest
+        return max(range(width), key=lambda k: (min(x1, spans[k][1]) - max(x0, spans[k][0]),
+                                                -abs((x0 + x1) - sum(spans[k]))))
+
+    if first == 0 or not width:
+        return body or [[t for _, _, t in r] for r in rows], pieces
+    labels = [" ".join(t for r in rows[:first] for x0, x1, t in r if column(x0, x1) == k) for k in range(width)]
+    return [[x for x in labels if x], *body], pieces
+
+
+def _cut_at(ln: Line, cols: list[float]) -> list[Piece]:
+    """A line's cells (x0, x1, text): its segments, each cut again where a run or a text show starts at
+    one of the columns (from a third of the font height before it to one after: a header cell may be
+    indented)."""
 
     def at_col(x: float) -> bool:
         return any(-0.3 * ln.h <= x - c <= ln.h for c in cols)
 
-    cells: list[str] = []
+    cells: list[Piece] = []
     for seg in ln.segments:
-        parts: list[str] = []
+        parts: list[list] = []  # [x0, x1, text]
         prev: Run | None = None
         for r in seg:
-            cuts = [off for x, off in r.starts if at_col(x)]
-            pieces = [r.text[i:j] for i, j in zip([0, *cuts], [*cuts, len(r.text)], strict=True)]
+            cuts = [(x, off) for x, off in r.starts if at_col(x)]
+            xs = [r.x0] + [x for x, _ in cuts] + [r.x1]
+            offs = [0] + [off for _, off in cuts] + [len(r.text)]
+            pieces = [[xs[i], xs[i + 1], r.text[offs[i]:offs[i + 1]]] for i in range(len(offs) - 1)]
             if not parts or at_col(r.x0):
                 parts.append(pieces[0])
             else:  # as _join_runs joins the runs of a segment
                 apart = prev is not None and r.x0 - prev.x1 > 0.15 * r.h
-                parts[-1] += (" " if apart else "") + pieces[0]
+                parts[-1][1:] = [pieces[0][1], parts[-1][2] + (" " if apart else "") + pieces[0][2]]
             parts += pieces[1:]
             prev = r
-        cells += [" ".join(p.split()) for p in parts if p.strip()]
+        cells += [(p[0], p[1], " ".join(p[2].split())) for p in parts if p[2].strip()]
     return cells
 
 
@@ -119,10 +153,10 @@ def grids(lines: list[list[str]]) -> list[tuple[int, int]]:
     return out
 
 
-def header_start(above: list[list[str]]) -> int:
+def header_start(above: list[list[str]], opens_with_header: bool = False) -> int:
     """Of the lines just above a grid (cut at its columns), where its header starts: at the highest line
-    of two or more cells below which every line reads as header (few words a cell, no full stop);
-    len(above) when none does.
+    of two or more cells (or of any, when the grid opens with header rows) below which every line reads
+    as header (few words a cell, no full stop); len(above) when none does.
 
     Example: [['is recommended.'], ['Body weight', 'Dose (mg)'], ['given daily']] -> 1
     """
@@ -132,32 +166,32 @@ def header_start(above: list[list[str]]) -> int:
         words = [len(c.split()) for c in cells]
         if not cells or cells[-1].endswith(".") or sum(words) / len(words) > GRID_WORDS + 1:
             break
-        if len(cells) >= 2:
+        if len(cells) >= 2 or opens_with_header:
             start = k
     return start
 
 
-def mark_cells(text: str, found: list[list[list[str]]]) -> str:
+def mark_cells(text: str, found: list[Grid]) -> str:
     """A page's text with each grid's lines replaced by its rows written cell by cell (' | ').
 
     The lines replaced are consecutive (blank lines among them dropped) and together print exactly the
     grid's cells, each line whole cells (in whatever order the reader wrote them: pypdf's plain text
     gives a header cell by cell); so the page keeps its words. Lines already cut into cells (pypdf's
     layout mode on a captioned table's page) are kept.
-    Example: ('Dose\\nWeight\\n5 20\\n8 30', [[['Weight', 'Dose'], ['5', '20'], ['8', '30']]])
-        -> 'Weight | Dose\\n5 | 20\\n8 | 30'
+    Example: ('Dose\\nWeight\\n5 20\\n8 30', [([['Weight', 'Dose'], ['5', '20'], ['8', '30']],
+              ['Weight', 'Dose', '5', '20', '8', '30'])]) -> 'Weight | Dose\\n5 | 20\\n8 | 30'
     """
     lines = text.split("\n")
-    for grid in found:
-        span = _window(lines, grid)
+    for rows, pieces in found:
+        span = _window(lines, pieces)
         if span is not None:
-            lines[span[0]:span[1]] = [GAP.join(c) for c in grid]
+            lines[span[0]:span[1]] = [GAP.join(c) for c in rows]
     return "\n".join(lines)
 
 
-def _window(lines: list[str], grid: list[list[str]]) -> tuple[int, int] | None:
-    """The lines [i, j) that print exactly the grid's cells, each line whole cells, or None."""
-    cells = [squash(c) for row in grid for c in row if squash(c)]
+def _window(lines: list[str], pieces: list[str]) -> tuple[int, int] | None:
+    """The lines [i, j) that print exactly the grid's pieces, each line whole pieces, or None."""
+    cells = [squash(c) for c in pieces if squash(c)]
     for i, first in enumerate(lines):
         left = list(cells)
         if not first.strip() or not _take(squash(first), left):

@@ -15,7 +15,9 @@ from rag.engine import Engine
 from rag.retrieve import Filters
 from rag.snapshot import database_path, load_snapshot
 from rag.store import Store
+from rag.text import is_verbatim, paired_row
 from rag.types import Chunk, Document
+from rag.verify import table_parts
 
 pytestmark = [pytest.mark.slow, needs_corpus]
 
@@ -133,3 +135,29 @@ def test_every_other_document_is_current(corpus) -> None:
     docs, _, _ = corpus
     superseded = sorted(name for name, d in docs.items() if d.status != "current")
     assert superseded == ["fda_amoxicillin_tablets_2015.pdf", "fda_warfarin_highlights_2022.pdf"]
+
+
+DHA_PPQ = [["5 to < 8", "20 + 160"], ["8 to < 11", "30 + 240"], ["11 to < 17", "40 + 320"], ["17 to < 25", "60 + 480"],
+           ["25 to < 36", "80 + 640"], ["36 to < 60", "120 + 960"], ["60 < 80", "160 + 1280"], [">80", "200 + 1600"]]
+
+
+def test_malaria_weight_band_dosing_tables_come_out_row_by_row_with_their_header(corpus) -> None:
+    """Each weight-band dosing table (PDF pages 168-172): rows of a band paired with its dose, the header
+    read as one label per column, on every chunk of the table."""
+    _, chunks, pages = corpus
+    name = "who_guidelines_malaria_2023.pdf"
+    found: dict[tuple[int, tuple[str, ...]], list[list[str]]] = {}
+    for c in chunks[name]:
+        t = c.table
+        if c.kind == "table" and t and t["header"] and t["header"][0] == "Body weight (kg)":
+            head, rows = table_parts(c.text)
+            assert head == [" | ".join(t["header"])], head
+            assert rows == [paired_row(t["header"], r) for r in t["cells"]]
+            page = next(p.text for p in pages[name] if p.number == c.page)
+            assert all(is_verbatim(r, page) for r in rows)
+            found.setdefault((c.page, tuple(t["header"])), []).extend(t["cells"])
+    assert sorted(p for p, _ in found) == [168, 168, 169, 169, 170, 172]
+    for (_, header), rows in found.items():
+        assert all(len(r) == len(header) and re.match(r"^[≥>\d]", r[0]) and re.search(r"\d", r[-1]) for r in rows)
+    dha = next(rows for (p, h), rows in found.items() if p == 170)
+    assert dha == DHA_PPQ
