@@ -22,7 +22,7 @@ class AnswerConfig:
     max_embedded: int = 24
     # Evidence score = w_cosine * similarity to the question + w_terms * idf share of its terms.
     w_cosine: float = 0.55
-    w_terms: float = 0.45
+    w_terms: float = 0.3
     # Below this best evidence score the documents are taken not to answer.
     abstain_below: float = 0.40
     # Supports come within this margin of the lead's score.
@@ -47,15 +47,17 @@ class AnswerConfig:
     # A label for a form the question does not name (extended-release...) gives way to the plain product.
     formulation_penalty: float = 0.03
     # A unit in a section that answers this kind of question (dosage for a dose question...).
-    section_bonus: float = 0.04
+    section_bonus: float = 0.1
     # A passage of a document about what the question names (rag.query.Query.subjects).
-    subject_bonus: float = 0.15
+    subject_bonus: float = 0.05
     # Patient text (Medication Guide...) against a question that is not a patient's.
     patient_penalty: float = 0.03
+    # Clinical studies and pharmacology against a question that does not ask about them.
+    study_penalty: float = 0.05
     # A table row or sentence whose band (weight, renal function, age) holds the question's value, or not.
     band_bonus: float = 0.05
     # The fused score's part in the passage order after re-ranking (0: by best unit alone).
-    w_fusion: float = 0.0
+    w_fusion: float = 0.1
 
     def with_values(self, **values: float) -> AnswerConfig:
         """A copy with some values changed; a name that is not a field is an error (a typo in a grid).

@@ -57,6 +57,9 @@ INTENTS = tuple((name, re.compile(q, re.I)) for name, q in (
                        r"|\bwhich (?:treatment|drug|medicine|regimen)\b"),
     ("renal", r"\bkidneys?\b|\brenal\b|\bcreatinine\b|\bcrcl\b|\bclcr\b|\be?gfr\b|\bdialysis\b"),
     ("hepatic", r"\blivers?\b|\bhepat\w*|\bcirrho\w*|\bchild-pugh\b"),
+    ("pharmacology", r"\babsor\w*|\bpharmaco\w*|\bhalf-?li(?:fe|ves)\b|\bclearance\b|\bbioavailab\w*|\btrials?\b"
+                     r"|\bstud(?:y|ies)\b|\bplasma\b|\bpeak\b|\bc ?max\b|\bauc\b|\bexposure\b|\befficacy\b|\bfood\b"
+                     r"|\bmetaboli[sz]\w*|\bexcret\w*|\belimination\b|\bplacebo\b|\bcompared?\b|\brates?\b"),
     ("pediatric", r"\bchild(?!-pugh)\w*|\bp(?:a)?ediatric\w*|\binfants?\b|\bneonat\w*|\bnewborns?\b|\bbab(?:y|ies)\b"
                   r"|\bkids?\b|\badolescent\w*|\b(?:son|daughter|boy|girl)\b"),  # and an age under 18 (_intents)
 ))
@@ -74,6 +77,7 @@ SECTIONS = {name: re.compile(s, re.I) for name, s in (
     ("renal", r"renal|specific populations|dosage"),
     ("hepatic", r"hepatic|specific populations"),
     ("pediatric", r"pediatric|paediatric|children|specific populations"),
+    ("pharmacology", r"clinical pharmacology|pharmacokinetic|clinical studies|pharmacodynamic"),
 )}
 # A question that asks what something means; one that asks only 'what is X?' does when it asks nothing else.
 DEFINES = re.compile(r"\bdefin(?:e|es|ed|ition)\b|\bwhat does .+ (?:mean|signify|stand for)\b|\bmeaning of\b", re.I)

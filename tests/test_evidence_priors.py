@@ -70,16 +70,27 @@ def test_a_row_whose_band_holds_the_questions_value_ranks_first() -> None:
 
 def test_dosing_question_prefers_the_dosage_section() -> None:
     same = "Metformin was given with the evening meal."
-    study, dosing = candidate(same), candidate(same, section="2 DOSAGE AND ADMINISTRATION > 2.1 Adults")
-    a, b = scores("How is metformin started and titrated?", [study, dosing])
+    other = candidate(same, section="6 ADVERSE REACTIONS")
+    dosing = candidate(same, section="2 DOSAGE AND ADMINISTRATION > 2.1 Adults")
+    a, b = scores("How is metformin started and titrated?", [other, dosing])
     assert b - a == pytest.approx(DEFAULT.section_bonus)
 
 
 def test_question_of_another_kind_gets_no_section_bonus() -> None:
     same = "Metformin was given with the evening meal."
-    study, dosing = candidate(same), candidate(same, section="2 DOSAGE AND ADMINISTRATION")
-    a, b = scores("Why is metformin linked to the evening meal?", [study, dosing])
+    other = candidate(same, section="6 ADVERSE REACTIONS")
+    dosing = candidate(same, section="2 DOSAGE AND ADMINISTRATION")
+    a, b = scores("Why is metformin linked to the evening meal?", [other, dosing])
     assert a == pytest.approx(b)
+
+
+def test_clinical_studies_give_way_to_the_prescribing_sections_unless_asked_about() -> None:
+    same = "Metformin was titrated from 500 mg to 2,000 mg daily."
+    study, other = candidate(same), candidate(same, section="6 ADVERSE REACTIONS")
+    a, b = scores("Why is metformin linked to the evening meal?", [study, other])
+    assert b - a == pytest.approx(DEFAULT.study_penalty)
+    a, b = scores("How was metformin titrated in the clinical trials?", [study, other])
+    assert a >= b
 
 
 def test_plain_question_prefers_the_plain_product_label() -> None:
@@ -185,6 +196,9 @@ def test_table_rows_are_candidates_and_the_head_travels_with_them(text: str, hea
     assert [x.text for x in got] == rows and {x.head for x in got} == {head}
 
 
+BONUS = DEFAULT.with_values(subject_bonus=0.15, w_fusion=0.0)  # a bonus that outweighs the 0.07 between the two
+
+
 def test_passages_that_name_the_questions_subject_are_shown_first() -> None:
     general = candidate("Selected Access group antibiotics are recommended as first choice options.",
                         title="WHO MODEL LIST OF ESSENTIAL MEDICINES", section="6.2 Antibacterials")
@@ -196,9 +210,9 @@ def test_passages_that_name_the_questions_subject_are_shown_first() -> None:
     label = candidate("Amoxicillin is a penicillin-class antibacterial.", title="AMOXICILLIN TABLETS")
     q = query("Which AWaRe group is amoxicillin in?", [general, label])
     unnamed = query("Which AWaRe group is it in?", [general, label])
-    assert [h.chunk.chunk_id for h in rerank(hits, [general, record], unnamed)] == [general.hit.chunk.chunk_id,
+    assert [h.chunk.chunk_id for h in rerank(hits, [general, record], unnamed, BONUS)] == [general.hit.chunk.chunk_id,
                                                                                     record.hit.chunk.chunk_id]
-    shown = rerank(hits, [general, record], q)
+    shown = rerank(hits, [general, record], q, BONUS)
     assert [h.chunk.chunk_id for h in shown] == [record.hit.chunk.chunk_id, general.hit.chunk.chunk_id]
     assert [h.rank for h in shown] == [1, 2]
 
