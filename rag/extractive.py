@@ -206,8 +206,11 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         return (share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows else 0.0)
                 + (cfg.other_subject_gain if other else 0.0))
 
+    # supports come from the lead's document or another the question names, never a third that mentions it
+    near = {lead.hit.doc.doc_id} | set(query.subjects)
     while len(chosen) < cfg.max_quotes:
         options = [c for c in pool if c.score >= lead.score - cfg.keep_margin and c not in chosen
+                   and (not query.subjects or c.hit.doc.doc_id in near)
                    and per_hit.get(c.hit.chunk.chunk_id, 0) < cfg.max_per_passage and not _duplicate(c, chosen)
                    and gain(c) >= cfg.support_gain]
         if not options:

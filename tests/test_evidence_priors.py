@@ -285,3 +285,15 @@ def test_a_question_naming_two_documents_is_shown_the_best_passage_of_each() -> 
     q = query("Can acetaminophen be taken with warfarin?", [a1, b1])
     shown = rerank([a1.hit, a2.hit, b1.hit], [a1, a2, b1], q)
     assert [h.doc.title for h in shown[:2]] == ["WARFARIN SODIUM TABLETS", "ACETAMINOPHEN TABLETS"]
+
+
+def test_supports_never_come_from_a_third_document_that_only_mentions_the_subject() -> None:
+    label = replace(candidate("The maximum daily dose of acetaminophen is 4,000 mg in 24 hours.",
+                              title="ACETAMINOPHEN TABLETS", section="Directions"), score=0.8)
+    malaria = replace(candidate("Paracetamol (acetaminophen) at a dose of 15 mg/kg every 6 hours treats fever.",
+                                title="WHO GUIDELINES FOR MALARIA", section="7.2 Fever"), score=0.75)
+    q = query("What is the maximum daily dose of paracetamol for adults?", [label, malaria])
+    terms = frozenset({"maximum", "daily", "dose", "paracetamol"})
+    picked, abstained = select(q, [replace(label, terms=terms - {"daily"}), replace(malaria, terms=terms)],
+                               lambda t: 1.0)
+    assert not abstained and [c.hit.doc.title for c in picked] == ["ACETAMINOPHEN TABLETS"]
