@@ -28,6 +28,9 @@ from rag.units import Unit, context, units
 PREFIX = 6
 VERB_ENDINGS = ("ed", "ing", "en", "ly")
 STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
+# Openings that refer back to the sentence before ('Thus, amoxicillin should not be given ...').
+_ANAPHOR = re.compile(r"(?:thus|therefore|hence|consequently|however|this|these|those|such|it|they|in these|in such)\b",
+                      re.I)
 # The units of an amount given (a dose, a volume, a count of tablets), as rag.text.numbers_with_units writes them.
 _DOSE_UNIT = re.compile(r"(?:mg|mcg|µg|microgram|g|ml|l|iu|unit|mmol|tablet|capsule|dose)(?:/.*)?$")
 # A cross-reference: '(5.1)', '(2.1, 2.3)', '[see Warnings and Precautions (5.4)]'.
@@ -196,14 +199,18 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
 
     def gain(c: Candidate) -> float:
         """What a support adds: question terms the quotes lack, an amount they do not state, the
-        statement right after the lead (which often finishes it: the limit, the exception), or the first
-        word of another document the question names."""
+        statement right after the lead (which often finishes it: the
+        limit, the exception) or right before a lead that refers back to it, or the first word of
+        another document the question names."""
         share = sum(idf(t) for t in c.terms - covered) / total
         stated = {a for x in chosen for a in numbers_with_units(x.text)}
-        amounts = set(numbers_with_units(c.text)) - stated
-        follows = c.hit.chunk.chunk_id == lead.hit.chunk.chunk_id and c.position == lead.position + 1
+        amounts = bool(set(numbers_with_units(c.text)) - stated)
+        same = c.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
+        follows = same and c.position == lead.position + 1
+        # a lead that starts 'Thus, ...' or 'These patients ...' says what it says only after the one before
+        grounds = same and c.position == lead.position - 1 and bool(_ANAPHOR.match(lead.text))
         other = c.hit.doc.doc_id in query.subjects and c.hit.doc.family not in {x.hit.doc.family for x in chosen}
-        return (share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows else 0.0)
+        return (share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows or grounds else 0.0)
                 + (cfg.other_subject_gain if other else 0.0))
 
     # supports come from the lead's document or another the question names, never a third that mentions it

@@ -297,3 +297,18 @@ def test_supports_never_come_from_a_third_document_that_only_mentions_the_subjec
     picked, abstained = select(q, [replace(label, terms=terms - {"daily"}), replace(malaria, terms=terms)],
                                lambda t: 1.0)
     assert not abstained and [c.hit.doc.title for c in picked] == ["ACETAMINOPHEN TABLETS"]
+
+
+def test_a_lead_that_refers_back_is_supported_by_the_sentence_before() -> None:
+    def unit(text: str, position: int, score: float) -> Candidate:
+        c = candidate(text, title="AMOXICILLIN CAPSULES", section="5.5 Use in Patients With Mononucleosis")
+        return replace(c, position=position, score=score)
+
+    before = unit("Most patients with mononucleosis who receive amoxicillin develop a skin rash.", 0, 0.65)
+    lead = unit("Thus, amoxicillin should not be administered to patients with mononucleosis.", 1, 0.8)
+    q = query("Should amoxicillin be given in infectious mononucleosis?", [lead])
+    both = [replace(before, hit=lead.hit), lead]
+    picked, _ = select(q, both, lambda t: 1.0)
+    assert [c.text for c in picked] == [lead.text, before.text]
+    alone, _ = select(q, [replace(both[0], position=5), lead], lambda t: 1.0)  # not the sentence before
+    assert [c.text for c in alone] == [lead.text]
