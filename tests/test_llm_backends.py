@@ -195,7 +195,7 @@ def test_scripted_answers_are_verified(llm_qa, server, case):
         return
     assert not ans.abstained and ans.text == "Adults take warfarin 10 mg daily [1]."
     (cite,) = ans.citations
-    assert cite.n == 1 and cite.quote == "Adults | warfarin 10 mg daily" and cite.hit.chunk.kind == "table"
+    assert cite.n == 1 and cite.quote == "Group: Adults · Dose: warfarin 10 mg daily" and cite.hit.chunk.kind == "table"
     assert [r["sentence"] for r in ans.removed] == ([] if case == "good" else [bad[case]])
     assert ans.to_json()["removed_sentences"] == list(ans.removed)
 
