@@ -21,7 +21,7 @@ import re
 from ingest.drawing import Run
 from ingest.layout import Block, Line, _gutter, _join_runs, _lines, _split
 from ingest.sections import GAP
-from rag.text import paired_row, squash
+from rag.text import LABEL, paired_row, squash
 
 # A grid has at least this many lines of two or more cells, half of them with a number opening a cell
 # (a dose, a band: a formulary's name-and-form lines and an index's two columns are not tables, nor is
@@ -243,8 +243,8 @@ def split_header(rows: list[list[str]]) -> tuple[int, list[str]]:
         for k, cell in enumerate(row):  # fills the rightmost columns
             j = len(labels) - len(row) + k
             labels[j] = f"{labels[j]} {cell}".strip()
-    if any(len(x.split()) > LABEL_WORDS or "..." in x for x in labels):
-        return 0, []  # not a header: an index's leaders, a paragraph
+    if any(len(x.split()) > LABEL_WORDS or "..." in x or LABEL in x or x.endswith(".") for x in labels):
+        return 0, []  # not a header: an index's leaders, a sentence, a labelled value ('Injection: 4 mg/mL')
     return n, labels
 
 

@@ -83,6 +83,8 @@ def test_header_rows_merge_column_by_column_and_a_short_row_fills_the_right() ->
                                                                  "Single dose of primaquine (mg base)"])
     assert tables.split_header([["Drug", "Dose"], ["Amoxicillin", "500 mg"]]) == (1, ["Drug", "Dose"])
     assert tables.split_header([["5 to < 9", "25 + 55"], ["9 to < 18", "50 + 110"]]) == (0, [])  # no header
+    # a medicine and its form, a sentence: not labels (a label with ': ' would also misread the paired row)
+    assert tables.split_header([["dexamethasone", "Injection: 4 mg/mL."], ["Vitamin A", "800 micrograms"]]) == (0, [])
     assert tables.pair(["Drug", "Dose"], ["Amoxicillin", "500 mg", "daily"]) == "Amoxicillin | 500 mg | daily"
 
 
