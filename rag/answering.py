@@ -72,7 +72,7 @@ class UnitScores:
         try:
             return score_candidates(query, candidates(hits, self.config), self.embedder, view.lexical.idf, qvec,
                                     self.config, lambda texts: self._made(store, texts),
-                                    view.lexical.df.__contains__)
+                                    view.lexical.df.__contains__, view.lexical.spelled_out)
         finally:
             store.close()
 

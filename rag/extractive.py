@@ -90,7 +90,9 @@ def aliases(query: Query, known: Callable[[str], bool] = lambda t: True) -> dict
 def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, idf: Idf,
                      query_vec: np.ndarray | None = None, cfg: AnswerConfig = DEFAULT,
                      made: Callable[[list[str]], dict[str, np.ndarray]] | None = None,
-                     known: Callable[[str], bool] = lambda t: True) -> list[Candidate]:
+                     known: Callable[[str], bool] = lambda t: True,
+                     spelled_out: Callable[[str, frozenset[str]], frozenset[str]] = lambda d, w: frozenset()
+                     ) -> list[Candidate]:
     """Evidence score of each unit: w_cosine * similarity to the question (the unit in its title and
     section) + w_terms * idf share of the question's terms in its context (title, section, table head,
     text), plus the general priors of `_prior`.
@@ -106,6 +108,7 @@ def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, i
     lexical = []
     for c in cands:
         words = _context_words(c)
+        words |= spelled_out(c.hit.doc.doc_id, words)
         present = frozenset(t for t, names in alias.items() if names & words)
         share = sum(idf(t) for t in present) / total
         lexical.append(replace(c, score=cfg.w_terms * share + _prior(query, c, cfg), terms=present))
@@ -284,7 +287,8 @@ def _stemmed(text: str) -> frozenset[str]:
 
 def subject_cover(c: Candidate, query: Query, idf: Idf, common: Callable[[str], bool]) -> float:
     """The idf share of the question's technical terms (not everyday English) that the unit names, in its
-    text, table caption and header, section or title (by PREFIX letters, or a drug synonym).
+    text, table caption and header, section or title (by PREFIX letters, a drug synonym, or an
+    abbreviation its document defines: Candidate.terms).
 
     Example: 'What dose of oxamniquine ...' -> 0.0 for 'Patients with neurocysticercosis are treated with
     praziquantel 50 mg/kg per day' in a schistosomiasis guideline: it does not state an amount for
@@ -294,7 +298,7 @@ def subject_cover(c: Candidate, query: Query, idf: Idf, common: Callable[[str], 
     if not subject:
         return 1.0
     words = {w[:PREFIX] for w in _context_words(c)}
-    named = [t for t in subject if any(s[:PREFIX] in words for s in aliases_of(t))]
+    named = [t for t in subject if t in c.terms or any(s[:PREFIX] in words for s in aliases_of(t))]
     return sum(idf(t) for t in named) / (sum(idf(t) for t in subject) or 1.0)
 
 

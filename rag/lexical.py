@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 
+from rag.abbreviations import definitions
 from rag.snapshot import Snapshot
 from rag.text import stems
 
@@ -43,6 +44,21 @@ class Lexical:
             words = set(stems(t))
             self.df.update(words)
             self.prefix_df.update({w[:PREFIX] for w in words})
+        # the abbreviations each document defines ('HeFH'), so its passages using them match the long form
+        by_doc: dict[str, list[str]] = {}
+        for c in snap.chunks:
+            by_doc.setdefault(c.doc_id, []).append(c.text)
+        self.abbreviations = {d: definitions(ts) for d, ts in by_doc.items()}
+
+    def spelled_out(self, doc_id: str, words: frozenset[str]) -> frozenset[str]:
+        """The stems of the long forms of the abbreviations among `words` that the document defines.
+
+        Example: ('<atorvastatin label>', {'hefh', 'dose'}) -> {'heterozygou', 'familial', 'hypercholesterolemia'}
+        """
+        defined = self.abbreviations.get(doc_id)
+        if not defined:
+            return frozenset()
+        return frozenset(s for w in words if w in defined for s in defined[w])
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a stem (rare terms weigh more; unknown terms the most)."""

@@ -312,3 +312,14 @@ def test_a_lead_that_refers_back_is_supported_by_the_sentence_before() -> None:
     assert [c.text for c in picked] == [lead.text, before.text]
     alone, _ = select(q, [replace(both[0], position=5), lead], lambda t: 1.0)  # not the sentence before
     assert [c.text for c in alone] == [lead.text]
+
+
+def test_an_abbreviation_the_document_defines_counts_as_its_long_form() -> None:
+    item = candidate("Pediatric Patients 10 Years and Older with HeFH: start at 10 mg once daily.",
+                     title="ATORVASTATIN CALCIUM TABLETS", section="2.4 Pediatric Dosage")
+    q = query("What dose for heterozygous familial hypercholesterolemia in a boy of 12?", [item])
+    long_form = frozenset({"heterozygou", "familial", "hypercholesterolemia"})
+    plain = score_candidates(q, [item], SameVector(), lambda t: 1.0)[0]
+    spelled = score_candidates(q, [item], SameVector(), lambda t: 1.0,
+                               spelled_out=lambda doc, words: long_form if "hefh" in words else frozenset())[0]
+    assert long_form <= spelled.terms and not long_form & plain.terms and spelled.score > plain.score
