@@ -148,6 +148,11 @@ def test_answer_json_schema(library: QA):
     assert {"rank", "score", "doc", "title", "version", "page", "page_label", "section", "text",
             "chunk_id"} <= set(hit)
     assert {"retrieve", "answer", "total"} <= set(data["timings_ms"])
+    assert data["lead"] == 1 and data["answer"].startswith(cite["quote"])  # the lead is shown first
+    assert {"kind", "recommendation"} <= set(cite) and cite["kind"] in ("text", "table_row", "recommendation",
+                                                                         "boxed_warning")
+    refused = library.answer("What is the capital of France?").to_json()
+    assert refused["abstained"] and refused["lead"] is None
 
 
 def test_new_generation_is_picked_up_without_restart(library: QA, tmp_path: Path, hash_embedder):
