@@ -192,19 +192,20 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     pool = [c for c in scored if not query.subjects or about(c, query, named)]
     if not pool:
         return [], True
-    # an amount question is led by a unit that states an amount, when one is about as good as the best
-    lead = max(pool, key=lambda c: c.score + (cfg.amount_gain if query.asks_amount and doses(c.text) else 0.0))
-    if lead.score < cfg.abstain_below:
+    best = max(pool, key=lambda c: c.score)
+    if best.score < cfg.abstain_below:
         return [], True
+    # an amount question is led by a unit that states an amount, when one is about as good as the best
+    close = [c for c in pool if c.score >= best.score - cfg.keep_margin]
+    lead = max(close, key=lambda c: c.score + (cfg.amount_gain if query.asks_amount and doses(c.text) else 0.0))
     total = sum(idf(t) for t in query.terms) or 1.0
     chosen, covered = [lead], set(lead.terms)
     per_hit = {lead.hit.chunk.chunk_id: 1}
 
     def gain(c: Candidate) -> float:
         """What a support adds: question terms the quotes lack, an amount they do not state, the
-        statement right after the lead (which often finishes it: the
-        limit, the exception) or right before a lead that refers back to it, or the first word of
-        another document the question names."""
+        statement right after the lead (which often finishes it: the limit, the exception) or right
+        before a lead that refers back to it, or the first word of another document the question names."""
         share = sum(idf(t) for t in c.terms - covered) / total
         stated = {a for x in chosen for a in numbers_with_units(x.text)}
         amounts = bool(set(numbers_with_units(c.text)) - stated)

@@ -24,6 +24,9 @@ _AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
 MIN_WORDS = 4
 _FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with without into versus vs".split())
+# A unit longer than this many words is a list run together, cut by _run_together.
+LONG_UNIT = 60
+_RUN_ON = re.compile(r"(?<=[a-z0-9)\]])\s(?=[A-Z][a-z]+\b)")
 # A heading is short, ends without punctuation, and capitalises (nearly) every word.
 _HEADING_WORDS = 14
 
@@ -120,7 +123,7 @@ def _prose(text: str) -> tuple[list[str], list[str]]:
     raw: list[str] = []
     kinds: list[str] = []
     for sentence in split_sentences(text):
-        parts = [p for b in _BULLET.split(sentence) for p in _after_references(b)]
+        parts = [p for b in _BULLET.split(sentence) for p in _after_references(b) for p in _run_together(p)]
         parts = [p.strip() for p in parts if p.strip()]
         raw.extend(parts)
         kinds.extend(["sentence"] if len(parts) == 1 else ["item"] * len(parts))
@@ -137,6 +140,25 @@ def _after_references(text: str) -> list[str]:
         parts.append(text[start:m.end()])
         start = m.end()
     return parts + [text[start:]]
+
+
+def _run_together(text: str) -> list[str]:
+    """A long unit cut where its lines ran together: a capitalised word right after a word that closes
+    nothing ('... longer time than directed Feedback Do not use if ...'), as the lines of a Drug Facts
+    list come out of extraction. Short units are left whole (names and titles capitalise too).
+
+    Example: 'Do not use if allergic ' * 10 + 'Ask a doctor before use if you have ulcers' -> two parts
+    """
+    if len(text.split()) <= LONG_UNIT:
+        return [text]
+    parts, start = [], 0
+    for m in _RUN_ON.finditer(text):
+        before = text[:m.start()].rsplit(None, 1)[-1].lower()
+        if before in _FUNCTION_WORDS:  # 'with Warfarin', 'of Pediatrics': a name inside a sentence
+            continue
+        parts.append(text[start:m.start() + 1].strip())
+        start = m.start() + 1
+    return [p for p in parts + [text[start:].strip()] if p]
 
 
 def _without_heading(text: str, section: str) -> str:

@@ -58,3 +58,16 @@ def test_a_recommendation_record_is_one_unit_and_rows_carry_their_head() -> None
     [row] = units(table)
     assert (row.text, row.kind, row.head) == ("Adults | 10 mg daily", "row", "Table 1. Doses\nGroup | Dose")
     assert context("ZORB", "2 DOSAGE", row) == "ZORB | 2 DOSAGE\nTable 1. Doses\nGroup | Dose\nAdults | 10 mg daily"
+
+
+def test_a_long_run_of_list_lines_is_cut_where_a_new_line_began() -> None:
+    lines = ("Do not use if you have ever had an allergic reaction to any other pain reliever or fever reducer "
+             "right before or after heart surgery",
+             "Ask a doctor before use if you have problems or serious side effects from taking pain relievers "
+             "or fever reducers such as stomach bleeding",
+             "Stop use and ask a doctor if you experience any of the following signs of stomach bleeding "
+             "such as feeling faint or vomiting blood")
+    got = [u.text for u in units(chunk(" ".join(lines), section="Warnings"))]
+    assert got == list(lines)
+    short = "Take it with Warfarin Sodium Tablets only when your doctor says so."  # a name, not a new line
+    assert [u.text for u in units(chunk(short))] == [short]
