@@ -329,7 +329,7 @@ def test_a_weak_unit_with_a_dose_never_turns_a_good_answer_into_a_refusal() -> N
     good = replace(candidate("Atorvastatin is indicated in pediatric patients 10 years and older with HeFH.",
                              title="ATORVASTATIN CALCIUM TABLETS", section="1 INDICATIONS"), score=0.65)
     weak = replace(candidate("In the study, patients received atorvastatin 10 mg daily for 26 weeks.",
-                             title="ATORVASTATIN CALCIUM TABLETS", section="14 CLINICAL STUDIES"), score=0.2)
+                             title="ATORVASTATIN CALCIUM TABLETS", section="14 CLINICAL STUDIES"), score=0.36)
     q = query("What dose of atorvastatin is used for HeFH in children?", [good])
     picked, abstained = select(q, [good, weak], lambda t: 1.0)
     assert not abstained and picked[0].text == good.text  # the dose unit is too far below to lead
