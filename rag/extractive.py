@@ -201,13 +201,14 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     total = sum(idf(t) for t in query.terms) or 1.0
     chosen, covered = [lead], set(lead.terms)
     per_hit = {lead.hit.chunk.chunk_id: 1}
+    asked = set(numbers_with_units(query.text))  # 'the 325 mg tablets' asked about is no new amount
 
     def gain(c: Candidate) -> float:
         """What a support adds: question terms the quotes lack, an amount they do not state, the
         statement right after the lead (which often finishes it: the limit, the exception) or right
         before a lead that refers back to it, or the first word of another document the question names."""
         share = sum(idf(t) for t in c.terms - covered) / total
-        stated = {a for x in chosen for a in numbers_with_units(x.text)}
+        stated = {a for x in chosen for a in numbers_with_units(x.text)} | asked
         amounts = bool(set(numbers_with_units(c.text)) - stated)
         same = c.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
         follows = same and c.position == lead.position + 1
