@@ -69,6 +69,7 @@ class Unit:
     cut_instruction: bool = False
     fields: str = ""  # a recommendation record's strength, certainty and year (ingest.records)
     cells: tuple[str, ...] = ()  # a table row's cells
+    caption: str = ""  # its table's caption ('Table 2. ...', or the line naming an uncaptioned table)
     header: tuple[str, ...] = ()  # its table's labels, one per column (ingest.tables.split_header)
 
 
@@ -86,6 +87,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
         boxed = [squash(b) for b in page.boxed]  # the page's boxed warnings, to mark their sentences
         para: list[str] = []
         table: list[str] | None = None
+        title = ""  # the line naming an uncaptioned table
 
         def flush_para() -> None:
             nonlocal pending, pending_page
@@ -104,12 +106,12 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 units.append(Unit(kind, sent, start if i == 0 else page.number, page.number, path.text()))
 
         def flush_table() -> None:
-            nonlocal table
+            nonlocal table, title
             if table:
-                opens = carried is not None and not CAPTION.match(table[0]) and not any(
+                opens = carried is not None and not CAPTION.match(table[0]) and not title and not any(
                     u.page == page.number for u in units[-1:])
-                units.extend(_table_units(table, page.number, path.text(), carried if opens else None))
-            table = None
+                units.extend(_table_units(table, page.number, path.text(), carried if opens else None, title))
+            table, title = None, ""
 
         def flush_record(lines: list[str]) -> None:
             units.append(Unit("recommendation", _join_lines(lines), page.number, page.number, path.text(),
@@ -176,7 +178,10 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 flush_table()
             if GAP in line and (line.count(GAP) >= 2 or GAP in following and any(
                     tables.data_row(ln.split(GAP)) for ln in (line, *lines[i + 1:i + 4]))):
-                # an uncaptioned grid (cells by position, ingest.tables): consecutive gapped lines
+                # an uncaptioned grid (cells by position, ingest.tables): consecutive gapped lines, under
+                # the short line that names it, if one stands alone above ('Warfarin Sodium Tablets, USP')
+                alone = para and (len(para) == 1 and not pending or para[-2].endswith(END_PUNCT[:3]))
+                title = para.pop() if alone and _names_table(para[-1]) else ""
                 flush_para()
                 table = [line]
                 continue
@@ -259,13 +264,21 @@ def _table_fields(head: str, rows: list[Unit]) -> str:
         -> '{"table":{"caption":"Table 1. Doses","cells":[["Adults","10 mg"]],"header":["Group","Dose"]}}'
     """
     lines = [ln for ln in head.split("\n") if ln.strip()]
-    caption = lines[0] if lines and CAPTION.match(lines[0]) else ""
+    caption = rows[0].caption if rows and rows[0].caption else lines[0] if lines and CAPTION.match(lines[0]) else ""
     header = list(rows[0].header) if rows else []
     if not caption and not header:
         return ""
     cells = [list(u.cells) or [c.strip() for c in u.text.split(GAP)] for u in rows]
     return json.dumps({"table": {"caption": caption, "header": header, "cells": cells}}, sort_keys=True,
                       separators=(",", ":"))
+
+
+def _names_table(line: str) -> bool:
+    """Whether a line standing alone above a grid names it: short, not a sentence, not a cell row.
+
+    Example: 'Warfarin Sodium Single-Scored Tablets, USP' -> True; 'Give the dose by weight.' -> False
+    """
+    return len(line.split()) <= 12 and not line.endswith(END_PUNCT) and GAP not in line and line[:1].isupper()
 
 
 def _in_box(sentence: str, boxed: list[str]) -> bool:
@@ -305,12 +318,14 @@ def _join_lines(lines: list[str]) -> str:
     return out.strip()
 
 
-def _table_units(lines: list[str], page: int, section: str, carried: Unit | None = None) -> list[Unit]:
+def _table_units(lines: list[str], page: int, section: str, carried: Unit | None = None,
+                 title: str = "") -> list[Unit]:
     """A table's rows as units, each cell paired with its column's label (ingest.tables); the caption
     and header rows travel with every part. `carried`: the last row of the table this one continues
-    from the page before (its caption, header and labels go on; a header printed again is dropped)."""
-    caption = lines[0] if CAPTION.match(lines[0]) else ""
-    body = lines[1:] if caption else lines
+    from the page before (its caption, header and labels go on; a header printed again is dropped).
+    `title`: the line naming an uncaptioned table, its caption."""
+    caption = title or (lines[0] if CAPTION.match(lines[0]) else "")
+    body = lines[1:] if caption and not title else lines
     while body and not body[-1]:
         body.pop()
     rows: list[str] = []
@@ -348,7 +363,7 @@ def _table_units(lines: list[str], page: int, section: str, carried: Unit | None
     if n and len(rows) <= n:
         return [Unit("table", "\n".join(rows), page, page, section, table_head=caption)]
     return [Unit("table", tables.pair(labels, c), page, page, section, table_head=head, cells=tuple(c),
-                 header=tuple(labels)) for c in cells[n:]]
+                 header=tuple(labels), caption=caption) for c in cells[n:]]
 
 
 def _head_cells(head: str) -> list[list[str]]:
@@ -417,7 +432,7 @@ def chunk_pages(
             for i, piece in enumerate(pieces):
                 group = [Unit(u.kind, piece, u.page, u.page_end, u.section, u.table_head, starts_mid=i > 0,
                               ends_mid=i < len(pieces) - 1, cut_instruction=injected, fields=u.fields,
-                              cells=u.cells, header=u.header)]
+                              cells=u.cells, header=u.header, caption=u.caption)]
                 emit()
             group, used = [], 0
     emit()

@@ -73,7 +73,10 @@ def page_grids(runs: list[Run]) -> list[Grid]:
             inside = [_cut_at(ln, cols) for ln in side[a:b]]
             above = [_cut_at(ln, cols) for ln in side[max(0, a - ABOVE_LINES):a]]
             opens = not data_row([t for _, _, t in inside[0]])
-            out.append(_read_header(above[header_start([[t for _, _, t in r] for r in above], opens):] + inside))
+            # a line across a column's start (a title above the table) is no header cell
+            heads = [[] if any(x0 + ln_h < c < x1 - ln_h for x0, x1, _ in r for c in cols) else [t for _, _, t in r]
+                     for r, ln_h in zip(above, (ln.h for ln in side[max(0, a - ABOVE_LINES):a]), strict=True)]
+            out.append(_read_header(above[header_start(heads, opens):] + inside))
     return out
 
 

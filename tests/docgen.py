@@ -38,12 +38,13 @@ def guide(path: Path, topic: str, title: str | None = None, extra: str = "", pag
 
 
 def grid_table(dst: Path, header: list[list[str]], rows: list[list[str]], per_page: int = 0,
-               repeat_header: bool = True) -> Path:
+               repeat_header: bool = True, title: str = "") -> Path:
     """An unruled, uncaptioned table (cells placed at fixed columns, as the malaria guideline prints its
     weight-band dosing tables) between lines of prose. With `per_page`, the rows after the first
     `per_page` go on a second page, under the header again when `repeat_header` (else the page opens
-    with the rows). Three lines of prose of its own stand above a header and below the last row, so
-    that a repeated header is not taken for a running header.
+    with the rows). `title`: a line naming the table, printed above its header. Three lines of prose of
+    its own stand above a header and below the last row, so that a repeated header is not taken for a
+    running header.
 
     Example: header [['Body weight', 'Dose (mg)'], ['(kg)', 'daily']] prints a two-row header.
     """
@@ -66,6 +67,8 @@ def grid_table(dst: Path, header: list[list[str]], rows: list[list[str]], per_pa
         for k in range(3 if head else 0):
             y = line(y, [f"Dosing page {n}, line {k + 1}: give the dose for the body weight."])
         y += 10
+        if title and n == 1:
+            y = line(y, [title])
         for h in header if head else []:
             y = line(y, h, right=len(h) < len(columns))
         for r in body:

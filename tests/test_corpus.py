@@ -151,7 +151,7 @@ def test_malaria_weight_band_dosing_tables_come_out_row_by_row_with_their_header
         t = c.table
         if c.kind == "table" and t and t["header"] and t["header"][0] == "Body weight (kg)":
             head, rows = table_parts(c.text)
-            assert head == [" | ".join(t["header"])], head
+            assert head[-1] == " | ".join(t["header"]), head
             assert rows == [paired_row(t["header"], r) for r in t["cells"]]
             page = next(p.text for p in pages[name] if p.number == c.page)
             assert all(is_verbatim(r, page) for r in rows)

@@ -45,6 +45,13 @@ def test_a_two_row_header_is_merged_and_each_cell_paired_with_its_label(tmp_path
     assert [page[s:e] for s, e in spans] == ["25 to < 35", "60 + 360"]
 
 
+def test_the_line_naming_an_uncaptioned_table_is_its_caption(tmp_path: Path, hash_embedder) -> None:
+    title = "Warfarin Sodium Single-Scored Tablets, USP"
+    _, [chunk] = table_chunks(grid_table(tmp_path / "grid.pdf", HEADER, ROWS, title=title), hash_embedder)
+    assert table_parts(chunk.text)[0] == [title, " | ".join(LABELS)]
+    assert json.loads(chunk.fields)["table"]["caption"] == title
+
+
 def test_a_table_continued_overleaf_keeps_its_header_there(tmp_path: Path, hash_embedder) -> None:
     ext, found = table_chunks(grid_table(tmp_path / "grid.pdf", HEADER, ROWS, per_page=2), hash_embedder)
     assert [c.page for c in found] == [1, 2]  # a table's chunk keeps to its page
