@@ -22,7 +22,7 @@ _BULLET = re.compile(r"\s*[•●▪◦]\s+")
 _LEADER_DOTS = re.compile(r"(?:\.\s?){5,}|…{2,}")
 _AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\b(?:19|20)\d\d;\s?\d+(?:\(\d+\))?:\d+")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
-MIN_WORDS = 4
+MIN_WORDS = 3
 _FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with without into versus vs".split())
 # A unit longer than this many words is a list run together, cut by _run_together.
 LONG_UNIT = 60

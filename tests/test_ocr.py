@@ -160,7 +160,7 @@ def test_cli_ocr_flag_reaches_the_store_and_the_json(tmp_path: Path, capsys, fak
     hits = json.loads(capsys.readouterr().out)["hits"]
     assert hits and all(h["ocr"] == (h["page"] <= 2 <= h["page_end"]) for h in hits)
     assert hits[0]["page"] == 2 and hits[0]["ocr"] is True
-    assert main(["ask", "How often is quinine given for severe malaria?", "--json"]) == 0
+    assert main(["ask", "How often is quinine 10 mg per kg given for severe malaria?", "--json"]) == 0
     cites = json.loads(capsys.readouterr().out)["citations"]
     assert cites and any(c["ocr"] for c in cites)
     assert all(c["ocr"] == (c["page"] == 2) for c in cites)

@@ -23,6 +23,7 @@ from rag.qa import QA
 from rag.snapshot import database_path, load_snapshot, published_generation
 from rag.store import SCHEMA_VERSION, Store
 from rag.text import is_verbatim
+from rag.units import context, units
 
 OLD = ["acme_warfarin_2023.pdf", "acme_gout_2024.pdf", "acme_asthma_2024.pdf"]  # marked as cut by chunker 1
 
@@ -84,6 +85,8 @@ def test_reindex_recuts_only_older_documents_into_one_generation_embedding_only_
     store = Store(database_path(home), readonly=True)
     docs = by_name(store)
     old_texts = {c.embed_text(d.title) for d in docs.values() for c in store.chunks_of(d.doc_id)}
+    old_texts |= {context(d.title, c.section, u) for d in docs.values() for c in store.chunks_of(d.doc_id)
+                  for u in units(c)}  # the quotable units' vectors, made at ingest too
     kept_ids = [c.chunk_id for c in store.chunks_of(docs["acme_warfarin_2025.pdf"].doc_id)]
     store.close()
     emb = HashEmbedder()
@@ -94,10 +97,15 @@ def test_reindex_recuts_only_older_documents_into_one_generation_embedding_only_
     try:
         assert store.generations() == [*gens, report.generation]  # one generation, published
         assert published_generation(home) == report.generation
-        new_texts = [c.embed_text(docs[n].title) for n in OLD for c in store.chunks_of(docs[n].doc_id)]
+        new_chunks = [(docs[n].title, c) for n in OLD for c in store.chunks_of(docs[n].doc_id)]
+        new_texts = [c.embed_text(title) for title, c in new_chunks]
         changed = sorted(t for t in new_texts if t not in old_texts)
         assert changed and len(changed) < len(new_texts)  # some texts changed, some did not
-        assert sorted(t for call in emb.calls for t in call) == changed  # exactly the changed ones embedded
+        new_units = {context(title, c.section, u) for title, c in new_chunks for u in units(c)}
+        changed_units = sorted(new_units - old_texts - set(new_texts))
+        assert changed_units and len(changed_units) < len(new_units)
+        # exactly the changed ones embedded
+        assert sorted(t for call in emb.calls for t in call) == sorted(changed + changed_units)
         assert report.embedded == len(changed)
         for n in OLD:
             d = docs[n]
