@@ -519,6 +519,9 @@ def test_real_model_answers_and_abstains(demo_home: Path, real_embedder) -> None
     no_errors(at)
     heads = [m.value for m in at.markdown if 'class="gqa-head"' in m.value]
     assert len(heads) == len(expected.citations) and "gqa-answer" in page_html(at)
+    [shown] = [m.value for m in at.markdown if 'class="gqa-lead"' in m.value]
+    lead = html.unescape(re.sub(r"<[^>]+>", "", shown.split('class="gqa-support"')[0]))
+    assert expected.citations[0].quote in lead and "[1]" in lead  # the lead first, in its own block
     assert all(f"PDF page {c.hit.chunk.page}" in page_text(at) for c in expected.citations)
     items = [json.loads(x) for x in (DATA / "demo_eval.jsonl").read_text().splitlines() if x]
     unanswerable = next(i for i in items if not i["answerable"])
