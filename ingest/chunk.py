@@ -180,7 +180,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
                     tables.data_row(ln.split(GAP)) for ln in (line, *lines[i + 1:i + 4]))):
                 # an uncaptioned grid (cells by position, ingest.tables): consecutive gapped lines, under
                 # the short line that names it, if one stands alone above ('Warfarin Sodium Tablets, USP')
-                alone = para and (len(para) == 1 and not pending or para[-2].endswith(END_PUNCT[:3]))
+                alone = len(para) == 1 and not pending or len(para) >= 2 and para[-2].endswith(END_PUNCT[:3])
                 title = para.pop() if alone and _names_table(para[-1]) else ""
                 flush_para()
                 table = [line]

@@ -140,3 +140,15 @@ def _raw_pdf(dst: Path, stream: bytes) -> Path:
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
     dst.write_bytes(bytes(out))
     return dst
+
+
+def test_a_grid_under_a_sentence_carried_over_the_page_break_is_read() -> None:
+    """The sentence the page before left open runs on above the grid: that line is no table title."""
+    from ingest.chunk import page_units
+    from rag.types import Page
+
+    pages = [Page(1, "1", "Give the dose that the band"), Page(2, "2", "below names\n5 to < 15 | 20 + 120\n"
+                                                            "15 to < 25 | 40 + 240\n25 to < 35 | 60 + 360")]
+    units = page_units(pages)
+    assert [u.kind for u in units] == ["text", "table", "table", "table"]
+    assert units[0].text == "Give the dose that the band below names" and not units[1].caption
