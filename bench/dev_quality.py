@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     items = load_dataset(args.dataset)
     runs = [(i, qa.answer(i.question)) for i in items]
     out = {"all": figures(runs), "fold": grouped(runs, lambda i: i.fold),
-           "category": grouped(runs, lambda i: i.category), "index_version": qa.index_version}
+           "category": grouped(runs, lambda i: i.category), "index_version": qa.index_version,
+           "fusion": fusion_alone(qa, items)}
     if args.split_at:
         ids = {i.id for i in items[: args.split_at]}
         out["split"] = {f"first {args.split_at}": figures((i, a) for i, a in runs if i.id in ids),
@@ -132,7 +133,34 @@ def main(argv: list[str] | None = None) -> int:
     print(table("by fold", out["fold"]))
     print()
     print(table("by category", out["category"]))
+    print()
+    print(fusion_table(out["fusion"], {"all": out["all"], **out["fold"]}))
     return 0
+
+
+def fusion_alone(qa: QA, items: list[Item]) -> dict[str, dict]:
+    """Gold@1 and top 5 of fusion's own order (qa.engine.retrieve, before re-ranking), overall and per fold:
+    the stage after fusion must not do worse than this."""
+    ranks = {i.id: gold_rank(qa.engine.retrieve(i.question, 10), i) for i in items if i.answerable and i.sources}
+
+    def share(ids: list[str], k: int) -> float | None:
+        got = [ranks[x] for x in ids if x in ranks]
+        return sum(r is not None and r <= k for r in got) / len(got) if got else None
+
+    groups = {"all": [i.id for i in items], **{str(f): [i.id for i in items if str(i.fold) == str(f)]
+                                               for f in sorted({str(i.fold) for i in items})}}
+    return {g: {"gold_at_1": share(ids, 1), "gold_at_5": share(ids, 5)} for g, ids in groups.items()}
+
+
+def fusion_table(fusion: dict[str, dict], ours: dict[str, dict]) -> str:
+    """Re-ranked (`ours`: figures() per group) against fusion alone, gold@1 and top 5, overall and per fold."""
+    lines = ["re-ranked against fusion alone", f"{'':<8}{'gold@1':>10}{'fusion':>10}{'top 5':>10}{'fusion':>10}"]
+    for g, f in fusion.items():
+        mine = ours.get(g)
+        a1 = _cell(mine["gold_at_1"], "") if mine else "-"
+        a5 = _cell(mine["gold_at_5"], "") if mine else "-"
+        lines.append(f"{g:<8}{a1:>10}{_cell(f['gold_at_1'], ''):>10}{a5:>10}{_cell(f['gold_at_5'], ''):>10}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

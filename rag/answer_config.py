@@ -58,6 +58,8 @@ class AnswerConfig:
     band_bonus: float = 0.05
     # The fused score's part in the passage order after re-ranking (0: by best unit alone).
     w_fusion: float = 0.1
+    # Fusion's first passage is shown at this rank or better after re-ranking (0: no such floor).
+    keep_fused: int = 3
 
     def with_values(self, **values: float) -> AnswerConfig:
         """A copy with some values changed; a name that is not a field is an error (a typo in a grid).

@@ -173,6 +173,10 @@ def rerank(hits: list[Hit], scored: list[Candidate], query: Query, cfg: AnswerCo
     if len(firsts) > 1:
         firsts.sort(key=ordered.index)
         ordered = firsts + [h for h in ordered if h not in firsts]
+    # fusion's own first passage stays in sight: re-ranking may lower it, never out of the first few
+    if head and cfg.keep_fused and ordered.index(head[0]) >= cfg.keep_fused:
+        ordered.remove(head[0])
+        ordered.insert(cfg.keep_fused - 1, head[0])
     ordered += list(hits[cfg.passages_read:])
     return [replace(h, rank=i + 1) for i, h in enumerate(ordered)]
 

@@ -333,3 +333,17 @@ def test_a_weak_unit_with_a_dose_never_turns_a_good_answer_into_a_refusal() -> N
     q = query("What dose of atorvastatin is used for HeFH in children?", [good])
     picked, abstained = select(q, [good, weak], lambda t: 1.0)
     assert not abstained and picked[0].text == good.text  # the dose unit is too far below to lead
+
+
+def test_fusions_first_passage_is_never_pushed_out_of_sight() -> None:
+    def passage(text: str, rank: int, score: float) -> Candidate:
+        c = candidate(text, section=f"s{rank}")
+        return replace(c, hit=replace(c.hit, rank=rank, score=1.0 / rank), score=score)
+
+    cands = [passage("Fusion ranked this first.", 1, 0.1)] + [passage(f"Unit {n} scores well.", n, 0.9 - n / 100)
+                                                             for n in range(2, 7)]
+    q = query("Which unit?", cands)
+    order = [h.chunk.section for h in rerank([c.hit for c in cands], cands, q, DEFAULT.with_values(keep_fused=3))]
+    assert order.index("s1") == 2
+    order = [h.chunk.section for h in rerank([c.hit for c in cands], cands, q, DEFAULT.with_values(keep_fused=0))]
+    assert order.index("s1") == 5
