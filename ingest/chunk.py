@@ -158,6 +158,8 @@ def page_units(pages: list[Page]) -> list[Unit]:
                                              or line.split()[-1].lower() in RUN_ON_WORDS):
                     # the line runs on: a heading wrapped over two lines, or a numbered list item's sentence
                     head, skip = run_on(head, lines[i + 1])
+            if head and line.lower() not in outline and path.leaps(head[1]):
+                head = None  # a line that starts with a number, not the next chapter
             if head:
                 flush_table()
                 flush_para()

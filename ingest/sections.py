@@ -159,6 +159,17 @@ class SectionPath:
             self.heads.pop()
         self.heads.append((level, text))
 
+    def leaps(self, text: str) -> bool:
+        """Whether a numbered heading jumps far ahead of the path's numbering: '29 Comparing metformin ...'
+        inside '14 CLINICAL STUDIES' is a line of a study ('29-week'), not chapter 29. Restarts
+        (an annex's '1 ...') and the next chapters stay headings.
+
+        Example: path '14 CLINICAL STUDIES', '29 Comparing Metformin' -> True; '16 HOW SUPPLIED' -> False
+        """
+        number = section_number(text)
+        deepest = next((n for _, t in reversed(self.heads) if (n := section_number(t))), None)
+        return bool(number and deepest and number[0] > deepest[0] + 2)
+
     def close(self) -> None:
         """The document has ended: no numbered heading follows."""
         self._settle(False)

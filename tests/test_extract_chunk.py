@@ -524,9 +524,15 @@ def test_capitals_headings_after_the_last_numbered_section_are_top_level() -> No
     assert sections_of(text) == [
         ("17 PATIENT COUNSELING INFORMATION", "Advise patients to finish the course."),
         ("PACKAGE LABEL", "Each bottle holds capsules."),
-        ("60 Capsules", "Keep out of reach of children."),
+        ("PACKAGE LABEL", "60 Capsules Keep out of reach of children."),
         ("INGREDIENTS AND APPEARANCE", "Gelatin and titanium dioxide."),
-    ]
+    ]  # '60 Capsules' leaps far past chapter 17: a count on the package, not chapter 60
+
+
+def test_a_numbered_line_far_ahead_of_the_chapter_is_not_a_heading() -> None:
+    text = ("14 CLINICAL STUDIES\nA randomized trial was run.\n29 Comparing Metformin and Glyburide\n"
+            "Patients took both.\n16 HOW SUPPLIED\nBottles of 100.")
+    assert list(dict.fromkeys(s for s, _ in sections_of(text))) == ["14 CLINICAL STUDIES", "16 HOW SUPPLIED"]
 
 
 def test_label_with_only_capitals_headings_keeps_flat_sections() -> None:
