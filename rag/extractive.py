@@ -74,17 +74,14 @@ def candidates(hits: list[Hit], cfg: AnswerConfig = DEFAULT) -> list[Candidate]:
 
 
 def aliases(query: Query, known: Callable[[str], bool] = lambda t: True) -> dict[str, frozenset[str]]:
-    """Per question term, the stems that count as it in a passage: itself, and for a drug name its
-    synonyms that the library uses (`known`), so 'paracetamol' is found as 'acetaminophen'.
+    """Per question term, the stems that count as it in a passage: itself, and its synonyms that the
+    library uses (`known`; aliases_of), so 'paracetamol' is found as 'acetaminophen', 'kidney' as 'renal'.
 
     Example: a query with terms ('paracetamol', 'dose') -> {'paracetamol': {'paracetamol', 'acetaminophen'},
         'dose': {'dose'}}
     """
-    out = {}
-    for t in query.terms:
-        names = synonyms.names_of(t) if len(t) >= 4 and not t.isdigit() else frozenset()
-        out[t] = frozenset({t} | {s for n in names for s in stems(n) if known(s)})
-    return out
+    return {t: frozenset({t} | {s for s in aliases_of(t) if known(s)}) if len(t) >= 4 and not t.isdigit()
+            else frozenset({t}) for t in query.terms}
 
 
 def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, idf: Idf,
@@ -325,11 +322,13 @@ def _everyday(term: str, common: Callable[[str], bool]) -> bool:
 
 @lru_cache(maxsize=4096)
 def aliases_of(term: str) -> frozenset[str]:
-    """A term and the stems of its drug synonyms.
+    """A term and the stems of its drug synonyms, or of the one-word professional or lay words for it.
 
-    Example: 'paracetamol' -> {'paracetamol', 'acetaminophen', 'tylenol', ...}
+    Example: 'paracetamol' -> {'paracetamol', 'acetaminophen', 'tylenol', ...}; 'kidney' -> {'kidney', 'renal'}
     """
-    return frozenset({term} | {s for n in synonyms.names_of(term) for s in stems(n)})
+    clinical = {n for m in synonyms.clinical_mentions(term) if m.text.lower() == term for n in m.names
+                if " " not in n}
+    return frozenset({term} | {s for n in synonyms.names_of(term) | clinical for s in stems(n)})
 
 
 def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], library_size: int,

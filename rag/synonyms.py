@@ -93,7 +93,7 @@ hives | urticaria
 blood clot | thrombosis | thrombus
 seizure | convulsion
 vomiting | emesis
-stomach | gastric
+stomach | gastric | gastrointestinal
 lung | pulmonary
 heart | cardiac
 """

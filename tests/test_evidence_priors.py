@@ -347,3 +347,14 @@ def test_fusions_first_passage_is_never_pushed_out_of_sight() -> None:
     assert order.index("s1") == 2
     order = [h.chunk.section for h in rerank([c.hit for c in cands], cands, q, DEFAULT.with_values(keep_fused=0))]
     assert order.index("s1") == 5
+
+
+def test_lay_and_professional_words_count_as_each_other() -> None:
+    from rag.extractive import aliases_of
+
+    assert {"kidney", "renal"} <= aliases_of("kidney") and {"liver", "hepatic"} <= aliases_of("liver")
+    assert "acetaminophen" in aliases_of("paracetamol") and aliases_of("zorbital") == {"zorbital"}
+    renal = candidate("Reduce the dose in severe renal impairment.", title="ZORB TABLETS", section="8.6")
+    q = query("What about kidney problems with zorb?", [renal])
+    [scored] = score_candidates(q, [renal], SameVector(), lambda t: 1.0)
+    assert "kidney" in scored.terms
