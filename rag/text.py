@@ -73,17 +73,35 @@ def is_verbatim(quote: str, page_text: str) -> bool:
     return q in page or (PAIR in quote and _paired_on_page(quote, page))
 
 
+def row_on_page(quote: str, page_text: str, header: list[str]) -> bool:
+    """A paired row of a table continued from the page before, whose header that page does not reprint:
+    its cells, in order, are a row of this page, and its labels are the table's header (Chunk.table).
+
+    Example: ('Weight: 5 · Dose: 20 mg', '5 | 20 mg', ['Weight', 'Dose']) -> True
+    """
+    if PAIR not in quote:
+        return False
+    labels, cells = _pairs(quote)
+    known = {squash(h) for h in header}
+    return squash(CELL.join(cells)) in squash(page_text) and all(squash(x) in known for x in labels if x)
+
+
+def _pairs(quote: str) -> tuple[list[str], list[str]]:
+    labels, cells = [], []
+    for part in quote.split(PAIR):
+        label, sep, cell = part.partition(LABEL)
+        labels.append(label if sep else "")
+        cells.append(cell if sep else label)
+    return labels, cells
+
+
 def _paired_on_page(quote: str, page: str) -> bool:
     """A paired row's cells joined as the page prints a row ('a | b'), and each label, on the squashed page.
 
     A label merged from header rows (ingest.tables) may be printed in pieces: up to LABEL_PIECES of
     its words' runs, each on the page.
     """
-    labels, cells = [], []
-    for part in quote.split(PAIR):
-        label, sep, cell = part.partition(LABEL)
-        labels.append(label if sep else "")
-        cells.append(cell if sep else label)
+    labels, cells = _pairs(quote)
     if squash(CELL.join(cells)) not in page:
         return False
     return all(_in_pieces(label.split(), page, LABEL_PIECES) for label in labels if label)

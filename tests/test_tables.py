@@ -152,3 +152,14 @@ def test_a_grid_under_a_sentence_carried_over_the_page_break_is_read() -> None:
     units = page_units(pages)
     assert [u.kind for u in units] == ["text", "table", "table", "table"]
     assert units[0].text == "Give the dose that the band below names" and not units[1].caption
+
+
+def test_a_continued_tables_row_is_verified_by_its_cells_under_the_stored_header() -> None:
+    from rag.text import is_verbatim, paired_row, row_on_page
+
+    quote = paired_row(["Body weight (kg)", "Dose (mg)"], ["25 to < 36", "80 + 640"])
+    overleaf = "Dose continued\n25 to < 36 | 80 + 640\n36 to < 75 | 120 + 960"  # no header reprinted
+    assert not is_verbatim(quote, overleaf)
+    assert row_on_page(quote, overleaf, ["Body weight (kg)", "Dose (mg)"])
+    assert not row_on_page(quote, overleaf, ["Age (years)", "Dose (mg)"])  # labels of another table
+    assert not row_on_page(quote, "25 to < 36 | 60 + 480", ["Body weight (kg)", "Dose (mg)"])  # other cells
