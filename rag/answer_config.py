@@ -31,7 +31,7 @@ class AnswerConfig:
     max_quotes: int = 3
     max_per_passage: int = 2
     # A support must add at least this idf share of the question's terms that the quotes so far lack...
-    support_gain: float = 0.1
+    support_gain: float = 0.05
     # ...where stating an amount the quotes lack counts as this much (and leads an amount question),
     amount_gain: float = 0.3
     # ...and being the statement right after the lead (which often finishes it) as this much.
