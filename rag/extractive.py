@@ -215,7 +215,9 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         follows = same and c.position == lead.position + 1
         # a lead that starts 'Thus, ...' or 'These patients ...' says what it says only after the one before
         grounds = same and c.position == lead.position - 1 and bool(_ANAPHOR.match(lead.text))
-        other = c.hit.doc.doc_id in query.subjects and c.hit.doc.family not in {x.hit.doc.family for x in chosen}
+        # another document the question names, by a unit that also says something the quotes do not
+        other = share > 0 and c.hit.doc.doc_id in query.subjects and \
+            c.hit.doc.family not in {x.hit.doc.family for x in chosen}
         return (share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows or grounds else 0.0)
                 + (cfg.other_subject_gain if other else 0.0))
 

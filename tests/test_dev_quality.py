@@ -1,10 +1,11 @@
 """Regression floors for answering quality on ../shared/eval/dev.jsonl (slow tier).
 
-These are floors, not targets: each sits a margin below what the code measured on all 78 dev
-questions when the set grew (bench/RESULTS.md, "Dev set, 78 questions"): gold@1 0.81, top 5 0.98,
-must_include 0.77 of terms, 11% of answerable questions refused, 50% of unanswerable ones refused.
-The targets live in the answering issue's benchmark, bench/dev_quality.py, which prints the figures
-per fold and category. With 64 answerable and 14 unanswerable questions, one question is 1.6 points
+These are floors, not targets (the targets live in the answering issue's benchmark: bench/dev_quality.py
+and bench/cv.py print the figures per fold and category). Each sits a margin below what the code
+measured on all 78 dev questions after the answer became a lead and at most two supports
+(bench/RESULTS.md, "Answering: a lead and at most two supports"): gold@1 0.83, top 5 1.00,
+must_include 0.66 of terms, 8% of answerable questions refused, 71% of unanswerable ones refused,
+median answer 92 words. With 64 answerable and 14 unanswerable questions, one question is 1.6 points
 of gold@1 and 7 points of unanswerable abstention; the margins are about four questions.
 """
 
@@ -40,22 +41,22 @@ def _answerable(runs):
 
 def test_gold_page_at_rank_1(runs):
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
-    assert sum(r == 1 for r in ranks) / len(ranks) >= 0.75
+    assert sum(r == 1 for r in ranks) / len(ranks) >= 0.77
 
 
 def test_gold_page_in_top_5(runs):
     ranks = [gold_rank(a.hits, i) for i, a in _answerable(runs)]
-    assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.93
+    assert sum(r is not None and r <= 5 for r in ranks) / len(ranks) >= 0.94
 
 
 def test_unanswerable_questions_abstain(runs):
     un = [a for i, a in runs if not i.answerable]
-    assert sum(a.abstained for a in un) / len(un) >= 0.35
+    assert sum(a.abstained for a in un) / len(un) >= 0.50
 
 
 def test_answerable_questions_rarely_abstain(runs):
     ans = _answerable(runs)
-    assert sum(a.abstained for _, a in ans) / len(ans) <= 0.17
+    assert sum(a.abstained for _, a in ans) / len(ans) <= 0.14
 
 
 def test_must_include_terms_in_answers(runs):
@@ -64,7 +65,7 @@ def test_must_include_terms_in_answers(runs):
         cov = must_include_coverage(a.text, i.must_include) or 0.0
         found += cov * len(i.must_include)
         total += len(i.must_include)
-    assert found / total >= 0.70
+    assert found / total >= 0.60
 
 
 def test_every_quote_is_verbatim_on_its_cited_page(runs, corpus_home: Path):
@@ -87,6 +88,15 @@ def test_every_quote_is_a_whole_unit_never_a_heading_question_or_fragment(runs):
             assert any(c.quote == t or t.startswith(c.quote) or t.endswith(c.quote) for t in texts), \
                 (a.question, c.quote)
             assert not c.quote.endswith("?") and not heading(c.quote), (a.question, c.quote)
+
+
+def test_answers_stay_short(runs):
+    import statistics
+
+    from eval.metrics import strip_markers
+
+    words = [len(strip_markers(a.text).split()) for i, a in _answerable(runs) if not a.abstained]
+    assert statistics.median(words) <= 120
 
 
 def test_answers_lead_with_one_statement_and_add_at_most_two(runs):
