@@ -86,6 +86,14 @@ def row_on_page(quote: str, page_text: str, header: list[str]) -> bool:
     return squash(CELL.join(cells)) in squash(page_text) and all(squash(x) in known for x in labels if x)
 
 
+def printed_row(quote: str) -> str | None:
+    """A paired row (paired_row) as the page prints it, its cells joined by ' | '; None for other text.
+
+    Example: 'Weight (kg): 5 to < 8 · Dose (mg): 20' -> '5 to < 8 | 20'
+    """
+    return CELL.join(_pairs(quote)[1]) if PAIR in quote else None
+
+
 def _pairs(quote: str) -> tuple[list[str], list[str]]:
     labels, cells = [], []
     for part in quote.split(PAIR):

@@ -203,3 +203,9 @@ def test_the_lead_is_parted_from_its_supports() -> None:
                      '<span class="gqa-badge gqa-conditional">conditional recommendation · low certainty</span></div>'
                      '<div class="gqa-support">Stop. <span class="gqa-ref">[2]</span></div></div>')
     assert views.recommendation_badge(None) == "" and views.recommendation_badge({"strength": ""}) == ""
+
+
+def test_a_paired_table_row_is_highlighted_where_its_cells_are_printed() -> None:
+    page = "Table 1. Doses\nGroup | Dose\nAdults | 10 mg daily\nElderly | 5 mg daily"
+    shown, found = views.highlighted(page, "Group: Elderly · Dose: 5 mg daily")
+    assert found and "<mark>Elderly &#124; 5 mg daily</mark>" in shown

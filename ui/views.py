@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 
+from rag.text import printed_row
 from rag.types import Answer, Citation, Document, Hit
 
 # Characters with a meaning in HTML, or in Streamlit markdown (links, emphasis, code, tables, LaTeX `$`,
@@ -70,7 +71,8 @@ def _fold_chars(text: str) -> tuple[str, list[int]]:
 def find_quote(text: str, quote: str) -> tuple[int, int] | None:
     """Character span of `quote` in `text`, ignoring whitespace and case (the verification rule).
 
-    Example: ('Give 2 mg\\nonce daily.', '2 MG once') -> (5, 14)
+    Example: ('Give 2 mg\\nonce daily.', '2 MG once') -> (5, 14); a paired table row is found by its
+    printed cells: ('Adults | 10 mg', 'Group: Adults · Dose: 10 mg') -> (0, 14)
     """
     hay, where = _fold_chars(text)
     needle, _ = _fold_chars(quote)
@@ -78,7 +80,8 @@ def find_quote(text: str, quote: str) -> tuple[int, int] | None:
         return None
     k = hay.find(needle)
     if k < 0:
-        return None
+        row = printed_row(quote)  # a table row quoted with its labels: the page prints its cells
+        return find_quote(text, row) if row else None
     return where[k], where[k + len(needle) - 1] + 1
 
 
