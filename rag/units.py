@@ -21,6 +21,10 @@ _BULLET = re.compile(r"\s*[•●▪◦]\s+")
 # 'Loebstein R, Addis A, Ho E, et al. Pregnancy ... 1996;69:83-89') say where things are, not what they say.
 _LEADER_DOTS = re.compile(r"(?:\.\s?){5,}|…{2,}")
 _AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\b(?:19|20)\d\d;\s?\d+(?:\(\d+\))?:\d+")
+# A reporting or distributor line ('To report SUSPECTED ADVERSE REACTIONS, contact ... at 1-800-FDA-1088 or
+# www.fda.gov/medwatch') gives an address, not a clinical statement: a web address and a phone number.
+_WEB = re.compile(r"\bwww\.\S+|\bhttps?://\S+", re.I)
+_PHONE = re.compile(r"\b1-\s?\d{3}-[\dA-Z]{3}-[\dA-Z]{4}\b|\(\d{3}\)\s?\d{3}-\d{4}")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
 MIN_WORDS = 3
 _FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with without into versus vs".split())
@@ -94,10 +98,11 @@ def quotable(text: str, kind: str) -> bool:
 
     Example: 'What is type 2 diabetes?' -> False; 'DOSAGE AND ADMINISTRATION' -> False;
         'Steinmann P, Keiser J, Bos R. Schistosomiasis and water resources.' -> False;
+        'To report SUSPECTED ADVERSE REACTIONS, contact FDA at 1-800-FDA-1088 or www.fda.gov/medwatch.' -> False;
         'Take 500 mg twice daily with meals.' -> True
     """
     words = text.split()
-    if _LEADER_DOTS.search(text) or _AUTHORS.search(text):
+    if _LEADER_DOTS.search(text) or _AUTHORS.search(text) or (_WEB.search(text) and _PHONE.search(text)):
         return False
     if kind == "row":
         return len(words) >= 2 and any(ch.isalnum() for ch in text)

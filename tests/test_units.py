@@ -23,6 +23,8 @@ def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRA
     ("1. Steinmann P, Keiser J, Bos R, Tanner M. Schistosomiasis and water resources.", False),
     ("Loebstein R, Addis A, Ho E, et al. Pregnancy outcome following exposure.", False),
     ("Pediatrics. 1996;69:83-89 reported no malformations in exposed infants.", False),
+    ("To report SUSPECTED ADVERSE REACTIONS, contact FDA at 1-800-FDA-1088 or www.fda.gov/medwatch.", False),
+    ("In case of overdose, contact a Poison Control Center right away (1-800-222-1222).", True),
 ])
 def test_quotable(text: str, ok: bool) -> None:
     assert quotable(text, "sentence") is ok
