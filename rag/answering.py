@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -62,19 +62,32 @@ class Answerer(Protocol):
 
 
 class UnitScores:
-    """The evidence score of every quotable unit of some passages, from the vectors ingest made."""
+    """The evidence score of every quotable unit of some passages, from the vectors ingest made.
+
+    One per question: the re-ranker scores the passages read, and the answerer reads the scores of
+    those it shows from here rather than scoring them again (Candidate.hit is the hit as given).
+    """
 
     def __init__(self, embedder: Embedder, config: AnswerConfig, common: Callable[[str], bool]) -> None:
         self.embedder, self.config, self.common = embedder, config, common
+        self._scored: dict[str, list[Candidate]] = {}  # by chunk id, for the one question being answered
 
     def __call__(self, query: Query, hits: list[Hit], view: View, qvec: np.ndarray) -> list[Candidate]:
-        store = view.pages()
-        try:
-            return score_candidates(query, candidates(hits, self.config), self.embedder, view.lexical.idf, qvec,
-                                    self.config, lambda texts: self._made(store, texts),
-                                    view.lexical.df.__contains__, view.lexical.spelled_out)
-        finally:
-            store.close()
+        hits = hits[:self.config.passages_read]
+        new = [h for h in hits if h.chunk.chunk_id not in self._scored]
+        if new:
+            store = view.pages()
+            try:
+                scored = score_candidates(query, candidates(new, self.config), self.embedder, view.lexical.idf,
+                                          qvec, self.config, lambda texts: self._made(store, texts),
+                                          view.lexical.df.__contains__, view.lexical.spelled_out)
+            finally:
+                store.close()
+            for h in new:
+                self._scored[h.chunk.chunk_id] = []
+            for c in scored:
+                self._scored[c.hit.chunk.chunk_id].append(c)
+        return [replace(c, hit=h) for h in hits for c in self._scored[h.chunk.chunk_id]]
 
     def _made(self, store: Store, texts: list[str]) -> dict[str, np.ndarray]:
         """The vectors ingest made for these unit texts (rag.units.context), by text."""

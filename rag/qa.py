@@ -50,7 +50,7 @@ class QA:
         query = self.understand(question, view)
         qvec = self.engine.embedder.embed([question])
         cfg = config or self.config
-        return self._ranked(view, query, k, filters, qvec, cfg, self._reranker(cfg, qvec))
+        return self._ranked(view, query, k, filters, qvec, cfg, EvidenceReranker(self._scores(cfg), qvec[0]))
 
     def understand(self, question: str, view: View | None = None) -> Query:
         """The question parsed once (rag.query), against the documents of `view` (default: the current)."""
@@ -90,11 +90,12 @@ class QA:
         view = self.engine.view()
         query = self.understand(question, view)
         qvec = self.engine.embedder.embed([question])
-        hits = self._ranked(view, query, k, filters, qvec, cfg, self._reranker(cfg, qvec))
+        scores = self._scores(cfg)  # the units scored for re-ranking are read again by the answerer
+        hits = self._ranked(view, query, k, filters, qvec, cfg, EvidenceReranker(scores, qvec[0]))
         t1 = time.perf_counter()
         pages = view.pages()
         try:
-            draft = self._answerer(name, cfg, qvec).answer(
+            draft = self._answerer(name, scores, qvec).answer(
                 query, hits, view, pages, lambda n, hit, quote: quote_page(n, hit, quote, pages))
         finally:
             pages.close()
@@ -107,12 +108,12 @@ class QA:
                         "total": round((t2 - t0) * 1000, 1)},
         )
 
-    def _reranker(self, cfg: AnswerConfig, qvec) -> Reranker:
-        return EvidenceReranker(UnitScores(self.engine.embedder, cfg, self._common), qvec[0])
+    def _scores(self, cfg: AnswerConfig) -> UnitScores:
+        return UnitScores(self.engine.embedder, cfg, self._common)
 
-    def _answerer(self, name: str, cfg: AnswerConfig, qvec) -> Answerer:
+    def _answerer(self, name: str, scores: UnitScores, qvec) -> Answerer:
         if name == "extractive":
-            return ExtractiveAnswerer(UnitScores(self.engine.embedder, cfg, self._common), qvec[0])
+            return ExtractiveAnswerer(scores, qvec[0])
         return LLMAnswerer(name, self._generator(name))
 
     def _common(self, term: str) -> bool:

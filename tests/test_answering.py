@@ -163,3 +163,14 @@ def test_new_generation_is_picked_up_without_restart(library: QA, tmp_path: Path
     ingest([extra], library.settings, hash_embedder)
     assert library.index_version != before
     assert any(h.doc.file_name == "plorin_leaflet.pdf" for h in library.retrieve("plorin bedtime", k=3))
+
+
+def test_the_answerer_reads_the_unit_scores_of_the_re_ranking(library: QA, monkeypatch: pytest.MonkeyPatch):
+    import rag.answering
+
+    calls: list[int] = []
+    score = rag.answering.score_candidates
+    monkeypatch.setattr(rag.answering, "score_candidates", lambda q, cands, *a, **k: calls.append(len(cands))
+                        or score(q, cands, *a, **k))
+    ans = library.answer("What is the usual adult dose of zorbital?")
+    assert not ans.abstained and len(calls) == 1  # scored once, for the re-ranking
