@@ -38,6 +38,7 @@ from rag.engine import Engine, View  # noqa: E402
 from rag.index import EXACT_LIMIT, new_index  # noqa: E402
 from rag.lexical import Lexical, rrf  # noqa: E402
 from rag.qa import QA  # noqa: E402
+from rag.query import Library  # noqa: E402
 from rag.retrieve import Filters, dense_ranking, to_hits  # noqa: E402
 from rag.snapshot import Snapshot, published_generation  # noqa: E402
 from rag.types import Chunk, Document  # noqa: E402
@@ -234,7 +235,7 @@ def engine_over(snap: Snapshot, lexical: Lexical, embedder: SentenceTransformerE
     """A product Engine serving an in-memory snapshot (nothing is published under `home`, so it keeps it)."""
     engine = Engine(Settings.from_env(home=home), embedder)
     # bench only: the synthetic snapshot is not on disk, so nothing published replaces this view
-    engine._view = View(snap, lexical, home, tuple(d.title for d in snap.docs.values()))
+    engine._view = View(snap, lexical, home, Library.build(snap.docs.values(), engine.common))
     return engine
 
 

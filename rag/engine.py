@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rag.config import Settings
 from rag.embedder import Embedder, SentenceTransformerEmbedder
 from rag.errors import IndexError_
 from rag.lexical import Lexical, rrf
+from rag.query import Library
 from rag.retrieve import Filters, dense_ranking, to_hits
 from rag.snapshot import Snapshot, database_path, load_snapshot, published_generation
 from rag.store import Store
@@ -27,10 +29,11 @@ LOAD_TRIES = 3
 
 @dataclass(frozen=True)
 class View:
-    """One published generation as a question reads it: index and chunks, BM25 tables and titles.
+    """One published generation as a question reads it: index and chunks, BM25 tables, and what subject
+    matching needs of its documents (rag.query.Library).
 
     Everything a question uses comes from one View taken once at its start, so a publish landing
-    mid-question changes nothing for that question (its rows, BM25 scores and titles always agree).
+    mid-question changes nothing for that question (its rows, BM25 scores and documents always agree).
     Pages are read from the database by document id and cut (rag.types.Chunk.cut): a cut's pages are
     written once, with its chunks, and never change (`reindex` adds a new cut beside them), so any
     connection reads the pages a View's chunks were cut from.
@@ -39,7 +42,7 @@ class View:
     snap: Snapshot
     lexical: Lexical
     home: Path
-    titles: tuple[str, ...] = field(default=())  # titles of the current documents: what the library covers
+    library: Library = field(default=Library(()))  # the current documents, as understand() reads them
 
     @property
     def gen_id(self) -> str:
@@ -51,10 +54,13 @@ class View:
         return Store(database_path(self.home), readonly=True)
 
 
-def make_view(snap: Snapshot, home: Path) -> View:
-    """A View over a loaded snapshot: builds its BM25 index and title list."""
-    titles = tuple(d.title for d in snap.docs.values() if d.status == "current")
-    return View(snap, Lexical(snap), home, titles)
+def make_view(snap: Snapshot, home: Path, common: Callable[[str], bool] = lambda t: False) -> View:
+    """A View over a loaded snapshot: builds its BM25 index and its current documents' Library.
+
+    `common`: whether a word is everyday English (Engine.common), so names no document's subject.
+    """
+    library = Library.build((d for d in snap.docs.values() if d.status == "current"), common)
+    return View(snap, Lexical(snap), home, library)
 
 
 class Engine:
@@ -95,7 +101,8 @@ class Engine:
         for attempt in range(LOAD_TRIES):
             gen_id = published_generation(self.settings.home)
             try:
-                view = make_view(load_snapshot(self.settings.home, self.embedder.id, gen_id), self.settings.home)
+                view = make_view(load_snapshot(self.settings.home, self.embedder.id, gen_id), self.settings.home,
+                                 self.common)
             except IndexError_ as exc:
                 newer = published_generation(self.settings.home)
                 if newer and newer != gen_id and attempt + 1 < LOAD_TRIES:
@@ -106,6 +113,10 @@ class Engine:
                 raise
             return view
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def common(self, term: str) -> bool:
+        """One word piece of the embedder's vocabulary: an everyday English word."""
+        return self.embedder.count_tokens([term])[0] == 1
 
     def snapshot(self) -> Snapshot:
         """The snapshot of the current view (for pages that list documents)."""

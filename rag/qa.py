@@ -14,7 +14,7 @@ from rag.config import Settings
 from rag.embedder import Embedder
 from rag.engine import Engine, View
 from rag.errors import ConfigError
-from rag.query import Library, Query, understand
+from rag.query import Query, understand
 from rag.retrieve import Filters
 from rag.store import Store
 from rag.text import is_verbatim
@@ -35,7 +35,6 @@ class QA:
         self.config = config or AnswerConfig()
         self.engine = engine or Engine(self.settings, embedder)
         self._generators: dict[str, object] = {}
-        self._libraries: dict[str, Library] = {}  # per generation: what subject matching needs of it
 
     @property
     def index_version(self) -> str:
@@ -54,12 +53,7 @@ class QA:
 
     def understand(self, question: str, view: View | None = None) -> Query:
         """The question parsed once (rag.query), against the documents of `view` (default: the current)."""
-        view = view or self.engine.view()
-        library = self._libraries.get(view.gen_id)
-        if library is None:
-            library = Library.build((d for d in view.snap.docs.values() if d.status == "current"), self._common)
-            self._libraries = {view.gen_id: library}  # one generation at a time; a dict swap is atomic
-        return understand(question, library)
+        return understand(question, (view or self.engine.view()).library)
 
     def _ranked(self, view: View, query: Query, k: int | None, filters: Filters | None, qvec,
                 cfg: AnswerConfig, reranker: Reranker) -> list[Hit]:
@@ -109,16 +103,13 @@ class QA:
         )
 
     def _scores(self, cfg: AnswerConfig) -> UnitScores:
-        return UnitScores(self.engine.embedder, cfg, self._common)
+        return UnitScores(self.engine.embedder, cfg, self.engine.common)
 
     def _answerer(self, name: str, scores: UnitScores, qvec) -> Answerer:
         if name == "extractive":
             return ExtractiveAnswerer(scores, qvec[0])
         return LLMAnswerer(name, self._generator(name))
 
-    def _common(self, term: str) -> bool:
-        """One word piece: an everyday English word."""
-        return self.engine.embedder.count_tokens([term])[0] == 1
 
     def _generator(self, name: str):
         if name not in self._generators:
