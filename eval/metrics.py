@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from eval.dataset import Item
-from rag.text import is_verbatim, row_on_page
+from rag.text import quoted_on_page
 from rag.types import Citation, Hit
 
 _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
@@ -167,16 +167,14 @@ def citation_precision(citations: Iterable[Citation], item: Item) -> float | Non
 def citation_validity(citations: Iterable[Citation], page_text: Callable[[str, int], str | None]) -> float | None:
     """Share of citations whose quote is verbatim (ignoring whitespace and case) on the cited page; a row
     of a table continued from the page before counts when its cells are on the page under the table's
-    header (rag.text.row_on_page)."""
+    header (rag.text.quoted_on_page)."""
     cites = list(citations)
     if not cites:
         return None
 
-    def valid(c: Citation) -> bool:
-        page = page_text(c.hit.chunk.doc_id, c.hit.chunk.page) or ""
-        return is_verbatim(c.quote, page) or row_on_page(c.quote, page, (c.hit.chunk.table or {}).get("header") or [])
-
-    return sum(valid(c) for c in cites) / len(cites)
+    ok = sum(quoted_on_page(c.quote, page_text(c.hit.chunk.doc_id, c.hit.chunk.page) or "",
+                            (c.hit.chunk.table or {}).get("header")) for c in cites)
+    return ok / len(cites)
 
 
 def abstention_scores(pairs: Iterable[tuple[bool, bool]]) -> tuple[float | None, float | None]:

@@ -22,7 +22,7 @@ from rag.engine import View
 from rag.extractive import Candidate, candidates, rerank, score_candidates, select, unsupported_terms
 from rag.query import Query
 from rag.store import Store
-from rag.text import is_verbatim, row_on_page, squash
+from rag.text import quoted_on_page, squash
 from rag.types import Citation, Hit, sha256_hex
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class ExtractiveAnswerer:
             cite = quote(len(cites) + 1, c.hit, c.text)
             page = pages.page_text(cite.hit.doc.doc_id, cite.hit.chunk.page, cite.hit.chunk.cut)
             header = (cite.hit.chunk.table or {}).get("header") or []
-            if not page or not (is_verbatim(cite.quote, page) or row_on_page(cite.quote, page, header)):
+            if not page or not quoted_on_page(cite.quote, page, header):
                 # a guard: chunk text is page text (a continued table's row: its cells, under its header)
                 log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
                             cite.hit.chunk.page, cite.quote)

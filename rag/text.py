@@ -73,6 +73,12 @@ def is_verbatim(quote: str, page_text: str) -> bool:
     return q in page or (PAIR in quote and _paired_on_page(quote, page))
 
 
+def quoted_on_page(quote: str, page_text: str, header: list[str] | None = None) -> bool:
+    """Whether a citation's quote stands on its page: verbatim (is_verbatim), or a row of a table
+    continued from the page before under its stored `header` (row_on_page)."""
+    return is_verbatim(quote, page_text) or bool(header and row_on_page(quote, page_text, header))
+
+
 def row_on_page(quote: str, page_text: str, header: list[str]) -> bool:
     """A paired row of a table continued from the page before, whose header that page does not reprint:
     its cells, in order, are a row of this page, and its labels are the table's header (Chunk.table).

@@ -109,11 +109,12 @@ def test_quote_not_verbatim_on_its_page_is_dropped(library: QA, monkeypatch: pyt
     kept = library.answer(question)
     lost = kept.citations[0].quote
     # as if the chunker had changed the text of one sentence: that quote alone is dropped, the rest renumbered
-    monkeypatch.setattr(rag.answering, "is_verbatim", lambda quote, page: quote != lost and is_verbatim(quote, page))
+    monkeypatch.setattr(rag.answering, "quoted_on_page",
+                        lambda quote, page, header=None: quote != lost and is_verbatim(quote, page))
     ans = library.answer(question)
     assert lost not in ans.text and ans.abstained == (len(kept.citations) == 1)
     assert [c.n for c in ans.citations] == list(range(1, len(kept.citations)))
-    monkeypatch.setattr(rag.answering, "is_verbatim", lambda quote, page: False)
+    monkeypatch.setattr(rag.answering, "quoted_on_page", lambda quote, page, header=None: False)
     assert library.answer(question).abstained  # nothing verifiable left: no answer
 
 
