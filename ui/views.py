@@ -102,11 +102,7 @@ def answer_html(text: str) -> str:
 
     Example: 'Give 5 mg. [1]' -> '<div class="gqa-answer">Give 5 mg&#46; ...' (markers as <span>)
     """
-    parts = _MARKER.split(text)
-    out: list[str] = []
-    for i, part in enumerate(parts):
-        out.append(f'<span class="gqa-ref">[{int(part)}]</span>' if i % 2 else safe(part))
-    return f'<div class="gqa-answer">{"".join(out)}</div>'
+    return f'<div class="gqa-answer">{_marked(text)}</div>'
 
 
 def lead_and_supports(text: str) -> tuple[str, str]:
@@ -148,6 +144,7 @@ def lead_html(text: str, badge: str = "") -> str:
 
 
 def _marked(text: str) -> str:
+    """Escaped text with its [n] markers styled as references."""
     parts = _MARKER.split(text)
     return "".join(f'<span class="gqa-ref">[{int(p)}]</span>' if i % 2 else safe(p) for i, p in enumerate(parts))
 
