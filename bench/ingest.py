@@ -1,7 +1,8 @@
 """Ingest throughput on the real corpus: a first ingest into a fresh home, its stages against the raw
 `SentenceTransformer.encode` floor, an unchanged re-ingest, and new versions of one document.
 
-    python bench/ingest.py [--corpus DIR] [--threads N] [--extract-workers N] [--batch-size N] [--json PATH]
+    python bench/ingest.py [--corpus DIR] [--threads N] [--extract-workers N] [--batch-size N]
+                           [--precision auto|fp32|bf16] [--json PATH]
     python bench/ingest.py --counts-only HOME
 
 Prints Markdown tables (copied into the '## Ingest' section of bench/RESULTS.md by hand, with the
@@ -111,10 +112,11 @@ def embedded_texts(home: Path) -> list[str]:
 
 
 def floor(embedder: SentenceTransformerEmbedder, texts: list[str]) -> dict:
-    """Time one raw `SentenceTransformer.encode` over all texts, with the embedder's batch size."""
+    """Time one raw `SentenceTransformer.encode` over all texts, with the embedder's batch size and precision."""
     def encode() -> None:
-        embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True,
-                              convert_to_numpy=True, show_progress_bar=False)
+        with embedder.autocast():  # the same precision the ingest ran in
+            embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
 
     _, m = measured(encode)
     return m
@@ -268,6 +270,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--extract-workers", type=int, default=None, help="extraction processes (default: ingest's)")
     p.add_argument("--batch-size", type=int, default=None, help="encode batch size (default: Settings)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="encode precision (default: Settings, GQA_EMBED_PRECISION)")
     p.add_argument("--doc", default="fda_warfarin_label_2025.pdf", help="document re-ingested as a new version")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--counts-only", type=Path, metavar="HOME",
@@ -293,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(home=tmp / "home")
         embedder = SentenceTransformerEmbedder(settings.embed_model, "cpu",
-                                               args.batch_size or settings.embed_batch_size)
+                                               args.batch_size or settings.embed_batch_size,
+                                               precision=args.precision or settings.embed_precision)
         embedder.embed(["warm-up: load the weights and allocate the first batch"])
         workers = args.extract_workers
         first = run_ingest([args.corpus], settings, embedder, workers)
@@ -318,13 +323,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     info = machine()
     print(f"machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, torch {info['torch']} "
-          f"({torch.get_num_threads()} threads), batch {embedder.batch_size}\n")
+          f"({torch.get_num_threads()} threads), batch {embedder.batch_size}, {embedder.precision}\n")
     print(first_table(*first, fl, trunc, rss) + "\n")
     print(later_table(first, later) + "\n")
     print(counts_table(counts) + "\n")
     print(f"reference: {LLAMA_INDEX}")
     if args.json:
-        raw = {"machine": info, "first": {"report": first[0].to_json(), **first[1]}, "floor": fl,
+        raw = {"machine": info, "precision": embedder.precision,
+               "first": {"report": first[0].to_json(), **first[1]}, "floor": fl,
                "truncation": trunc, "peak_rss_mb": rss, "counts": dict(counts),
                "later": [{"run": n, "report": r.to_json(), **m} for n, r, m, _ in later]}
         args.json.write_text(json.dumps(raw, indent=2))

@@ -76,11 +76,10 @@ def publisher(home: Path, side: Path, every: float, seconds: float) -> int:
     """Phase 1's publishing process: a new version every `every` seconds until `seconds` have passed."""
     from ingest.pipeline import ingest
     from rag.config import Settings
-    from rag.embedder import SentenceTransformerEmbedder
+    from rag.embedder import from_settings as embedder_from
 
     settings = Settings.from_env(home=home)
-    emb = SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
-                                      query_runtime=settings.query_runtime, cache_dir=home / "models")
+    emb = embedder_from(settings)
     pdfs = side / "pdfs"
     pdfs.mkdir(exist_ok=True)
     end, n = time.monotonic() + seconds, 0

@@ -34,6 +34,7 @@ import synthetic  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
+from rag.embedder import from_settings as embedder_from  # noqa: E402
 from rag.engine import Engine, View  # noqa: E402
 from rag.index import EXACT_LIMIT, new_index  # noqa: E402
 from rag.lexical import Lexical, rrf  # noqa: E402
@@ -220,7 +221,7 @@ def fast_lexical(corpus: synthetic.Corpus) -> Lexical:
     doc = Document(doc_id="d", sha256="", file_name="d.pdf", title="", family="d", version="1", doc_type="guideline")
     tiny = Snapshot("tiny", None, [Chunk("c", "d", 0, 1, 1, "1", "", corpus.vocab[0])], {"d": doc},
                     np.ones(1, dtype=bool))
-    lex = Lexical(tiny)
+    lex = Lexical.of(tiny)
     if not hasattr(lex, "bm25") or not hasattr(lex, "size"):
         raise RuntimeError("rag.lexical.Lexical no longer has .bm25/.size: update bench/query.py:fast_lexical")
     lex.bm25.scores = synthetic.bm25_scores(corpus, lex.bm25.k1, lex.bm25.b)
@@ -338,7 +339,7 @@ def bench_synthetic(n: int, args: argparse.Namespace, embedder: SentenceTransfor
     out["bm25_build_s"] = time.perf_counter() - t
     if n <= args.product_bm25_max:  # check the shortcut against the product's own BM25 build
         t = time.perf_counter()
-        product_lex = Lexical(synthetic.make_snapshot(corpus, exact))
+        product_lex = Lexical.of(synthetic.make_snapshot(corpus, exact))
         out["bm25_product_build_s"] = time.perf_counter() - t
         same = all(np.allclose(product_lex.scores(q), lex.scores(q), rtol=1e-4, atol=1e-5) for q in texts[:50])
         out["bm25_same_scores"] = same
@@ -408,8 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     machine = report.machine()
     settings = Settings.from_env()
-    embedder = SentenceTransformerEmbedder(settings.embed_model, "cpu", settings.embed_batch_size,
-                                           query_runtime=settings.query_runtime, cache_dir=settings.home / "models")
+    embedder = embedder_from(settings, device="cpu")
     machine["query_runtime"] = report.query_runtime(embedder)
     results: dict = {"machine": machine, "synthetic": []}
     if not args.skip_real:

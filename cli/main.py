@@ -120,14 +120,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ingest.pipeline import ingest
-    from rag.embedder import SentenceTransformerEmbedder
+    from rag.embedder import from_settings as embedder_from
 
     settings = settings_from(args)
     if args.ocr:
         settings = replace(settings, ocr=True)
-    embedder = SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
-                                           query_runtime=settings.query_runtime,
-                                           cache_dir=settings.home / "models")
+    embedder = embedder_from(settings)
     bars: dict[str, tqdm] = {}
     show = sys.stderr.isatty()
 

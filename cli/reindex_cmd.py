@@ -22,12 +22,10 @@ def _cmd_reindex(args: argparse.Namespace) -> int:
 
     from cli.main import settings_from
     from ingest.reindex import reindex
-    from rag.embedder import SentenceTransformerEmbedder
+    from rag.embedder import from_settings as embedder_from
 
     settings = settings_from(args)
-    embedder = SentenceTransformerEmbedder(settings.embed_model, settings.device, settings.embed_batch_size,
-                                           query_runtime=settings.query_runtime,
-                                           cache_dir=settings.home / "models")
+    embedder = embedder_from(settings)
     bar: list[tqdm] = []
 
     def progress(stage: str, done: int, total: int) -> None:

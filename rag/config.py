@@ -65,6 +65,11 @@ class Settings:
     # Texts per forward pass; 0 picks by device: 16 on CPU (30% faster than 64 for ~200-word-piece
     # chunks on 2 cores: smaller attention tensors stay in cache; bench/RESULTS.md), 64 on a GPU.
     embed_batch_size: int = 0
+    # What torch encodes in: "auto" is bf16 on a CPU with native bf16 (AVX-512 BF16 or AMX; ingestion
+    # about 1.7x faster on 2 cores) and fp16 on a GPU, once a probe agrees with fp32; "fp32" or "bf16"
+    # force one. Vectors agree with fp32 (recall@10 >= 0.99, bench/RESULTS.md), so indexes and the vector
+    # cache are shared across precisions.
+    embed_precision: str = "auto"
     # Short inputs (a question, the answerer's sentences) on the CPU: "auto" runs them on ONNX Runtime
     # when installed (same vectors, a question in ~10 ms instead of ~24 ms; bench/RESULTS.md), "onnx"
     # requires it, "torch" never uses it. Ingestion batches always run on torch (faster for chunks).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -32,6 +33,17 @@ class Embedder(Protocol):
         ...
 
 
+def from_settings(settings, device: str | None = None, batch_size: int | None = None,
+                  query_runtime: str | None = None) -> SentenceTransformerEmbedder:
+    """The configured embedder (model, device, batch, question runtime, precision, ONNX cache folder)."""
+    return SentenceTransformerEmbedder(
+        settings.embed_model, device or settings.device,
+        settings.embed_batch_size if batch_size is None else batch_size,
+        query_runtime=query_runtime or settings.query_runtime, cache_dir=settings.home / "models",
+        precision=settings.embed_precision,
+    )
+
+
 def pick_device(requested: str) -> str:
     """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else is passed through."""
     if requested != "auto":
@@ -51,6 +63,30 @@ def default_batch_size(device: str) -> int:
     return 16 if device == "cpu" else 64
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Texts the low-precision encoder is checked against fp32 on, every time a model is loaded: a question,
+# a table row, and a chunk-length passage (long inputs accumulate the most rounding).
+PRECISION_PROBES = (
+    onnx_encoder.PROBE,
+    "Body weight (kg): 25 to < 36 · Dihydroartemisinin + piperaquine dose (mg) given daily for 3 days: 80 + 640",
+    " ".join(["Lactic acidosis: postmarketing cases of metformin-associated lactic acidosis have resulted in "
+              "death, hypothermia, hypotension and resistant bradyarrhythmias; risk factors include renal "
+              "impairment, concomitant use of carbonic anhydrase inhibitors, age 65 years or older."] * 3),
+)
+# Lowest cosine to the fp32 vector a probe may have. bf16 on 240 corpus chunks gave min 0.9998 and mean
+# 0.99998; dense recall@10 against fp32 stays >= 0.99 (bench/precision.py, bench/RESULTS.md).
+MIN_PROBE_COSINE = 0.999
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated, slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 RUNTIMES = ("auto", "onnx", "torch")
 # Inputs of at most this many texts go to ONNX Runtime when it is in use (a question). Measured on
 # 2 cores with ~30-word-piece sentences, p50: 1 text 12 vs 21 ms on torch, 8 texts 95 vs 128 ms, 16 texts
@@ -62,12 +98,17 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder (never from a hub)."""
 
     def __init__(self, model_path: str, device: str = "auto", batch_size: int = 0,
-                 query_runtime: str = "auto", cache_dir: Path | None = None) -> None:
+                 query_runtime: str = "auto", cache_dir: Path | None = None, precision: str = "fp32") -> None:
         """query_runtime: 'auto' runs short inputs on ONNX Runtime on a CPU when it is installed and gives
-        the same vectors, 'onnx' requires that, 'torch' never uses it. cache_dir keeps the ONNX export."""
+        the same vectors, 'onnx' requires that, 'torch' never uses it. cache_dir keeps the ONNX export.
+        precision: what torch computes in ('auto': bf16 on a CPU with native bf16, fp16 or bf16 on a GPU,
+        else fp32), used only after a probe agrees with fp32 (MIN_PROBE_COSINE)."""
         if query_runtime not in RUNTIMES:
             raise ConfigError(f"query runtime {query_runtime!r} is not one of {', '.join(RUNTIMES)} "
                               "(GQA_QUERY_RUNTIME)")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"embedding precision {precision!r} is not one of {', '.join(PRECISIONS)} "
+                              "(GQA_EMBED_PRECISION)")
         folder = Path(model_path)
         if not (folder / "config.json").exists():
             raise ConfigError(
@@ -82,14 +123,20 @@ class SentenceTransformerEmbedder:
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim() or 0)
         self.max_seq_length = int(self.model.max_seq_length or 256)
+        # The id names the model, not the precision: bf16/fp16 vectors agree with fp32 to within
+        # MIN_PROBE_COSINE (checked at load) and keep recall@10 >= 0.99, so an index built in one precision
+        # serves questions embedded in another and the vector cache is shared (bench/RESULTS.md).
         self.id = f"{folder.name}:dim{self.dim}:seq{self.max_seq_length}:norm"
+        self.precision = "fp32"
         self._lock = threading.Lock()  # Streamlit serves sessions from threads; one encode at a time
         # count_tokens runs beside encodes (the answerer asks it per question term): its own copy of the
         # tokenizer, because a call changes the tokenizer's truncation and padding state for the others
         self._counter = copy.deepcopy(self.model.tokenizer)
         self._counter_lock = threading.Lock()
-        self.onnx = self._short_input_encoder(query_runtime, folder, cache_dir)
-        log.info("embedder %s on %s%s", self.id, self.device, " (questions: ONNX Runtime)" if self.onnx else "")
+        self.onnx = self._short_input_encoder(query_runtime, folder, cache_dir)  # checked against fp32
+        self.precision = self._checked_precision(precision)
+        log.info("embedder %s on %s in %s%s", self.id, self.device, self.precision,
+                 " (questions: ONNX Runtime)" if self.onnx else "")
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Encode texts to unit-length float32 rows.
@@ -135,9 +182,10 @@ class SentenceTransformerEmbedder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
 
         def run(lane: int) -> None:
-            with torch.inference_mode():
+            # autocast is per thread: each lane enters it itself
+            with torch.inference_mode(), self.autocast():
                 for b in range(lane, len(batches), lanes):
-                    emb = self.model(features[b])["sentence_embedding"]
+                    emb = self.model(features[b])["sentence_embedding"].float()
                     out[batches[b]] = torch.nn.functional.normalize(emb, p=2, dim=1).numpy()
 
         with ThreadPoolExecutor(lanes, thread_name_prefix="embed-lane") as pool:
@@ -171,6 +219,51 @@ class SentenceTransformerEmbedder:
         log.info("short inputs run on torch: %s", why)
         return None
 
+    def _checked_precision(self, requested: str) -> str:
+        """The precision to encode in: the requested one if the hardware has it and a probe agrees with
+        fp32, else fp32 with a log line ('auto') or a ConfigError (asked for by name)."""
+        if requested == "fp32":
+            return "fp32"
+        on_cpu = self.device == "cpu"
+        wanted = requested if requested != "auto" else "bf16" if on_cpu else "fp16"
+        if on_cpu and wanted == "fp16":
+            why = "fp16 is for GPUs; on a CPU use bf16"
+        elif on_cpu and not cpu_has_bf16():
+            why = "this CPU has no native bf16 (AVX-512 BF16 or AMX), where it is slower than fp32"
+        else:
+            why = self._probe(wanted)
+            if not why:
+                return wanted
+        if requested != "auto":
+            raise ConfigError(f"GQA_EMBED_PRECISION={requested} but {why}; set it to auto or fp32")
+        log.info("embedding in fp32: %s", why)
+        return "fp32"
+
+    def _probe(self, wanted: str) -> str:
+        """Why `wanted` may not be used ('' when its probe vectors agree with fp32's); leaves fp32 set."""
+        probes = list(PRECISION_PROBES)
+        exact = self._encode(probes)
+        self.precision = wanted
+        try:
+            low = self._encode(probes)
+        except Exception as exc:  # an operator without a low-precision kernel on this device
+            return f"{wanted} failed on the probe ({type(exc).__name__}: {exc})"
+        finally:
+            self.precision = "fp32"
+        worst = float((exact * low).sum(axis=1).min())
+        if worst < MIN_PROBE_COSINE:
+            return f"{wanted} vectors differ from fp32 (probe cosine {worst:.5f} < {MIN_PROBE_COSINE})"
+        return ""
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """torch.autocast in this embedder's precision, or nothing in fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        import torch
+
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast("cpu" if self.device == "cpu" else "cuda", dtype=dtype)
+
     def _lanes(self, n: int) -> int:
         if self.device != "cpu" or n <= self.batch_size:
             return 1
@@ -179,14 +272,16 @@ class SentenceTransformerEmbedder:
         return max(1, min(torch.get_num_threads(), n // self.batch_size))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        vecs = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        with self.autocast():
+            vecs = self.model.encode(
+                texts,
+                batch_size=self.batch_size,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+        vecs = vecs.float()  # normalised in fp32, after the low-precision forward pass
+        vecs = vecs / vecs.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return np.ascontiguousarray(vecs.cpu().numpy(), dtype=np.float32)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, without [CLS]/[SEP], using the model's own fast tokenizer."""

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import Settings
-from rag.embedder import Embedder, SentenceTransformerEmbedder
+from rag.embedder import Embedder
+from rag.embedder import from_settings as embedder_from
 from rag.errors import IndexError_
 from rag.lexical import Lexical, rrf
 from rag.query import Library
@@ -55,12 +56,18 @@ class View:
 
 
 def make_view(snap: Snapshot, home: Path, common: Callable[[str], bool] = lambda t: False) -> View:
-    """A View over a loaded snapshot: builds its BM25 index and its current documents' Library.
+    """A View over a loaded snapshot: its lexical tables (mapped from the generation folder, where the
+    publish wrote them; built here only for a generation written before them) and its current
+    documents' Library.
 
     `common`: whether a word is everyday English (Engine.common), so names no document's subject.
     """
     library = Library.build((d for d in snap.docs.values() if d.status == "current"), common)
-    return View(snap, Lexical(snap), home, library)
+    lexical = Lexical.load(snap.generation, snap.size) if snap.generation else None
+    if lexical is None:
+        log.info("generation %s has no lexical tables: building them in memory", snap.gen_id)
+        lexical = Lexical.of(snap)
+    return View(snap, lexical, home, library)
 
 
 class Engine:
@@ -68,10 +75,7 @@ class Engine:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or SentenceTransformerEmbedder(
-            settings.embed_model, settings.device, settings.embed_batch_size,
-            query_runtime=settings.query_runtime, cache_dir=settings.home / "models",
-        )
+        self.embedder = embedder or embedder_from(settings)
         self._view: View | None = None
         # held only by the thread loading a new generation; questions never wait on it once a view exists
         self._loading = threading.Lock()

@@ -64,7 +64,8 @@ def real_embedder(onnx_cache: Path):
     from rag.embedder import SentenceTransformerEmbedder
 
     s = Settings.from_env(home=Path("/nonexistent"))
-    return SentenceTransformerEmbedder(s.embed_model, "cpu", s.embed_batch_size, cache_dir=onnx_cache)
+    return SentenceTransformerEmbedder(s.embed_model, "cpu", s.embed_batch_size, cache_dir=onnx_cache,
+                                       precision=s.embed_precision)
 
 
 @pytest.fixture(scope="session")

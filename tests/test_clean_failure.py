@@ -34,10 +34,8 @@ QUERY = "gout urate allopurinol colchicine"
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """Commands that build SentenceTransformerEmbedder get the HashEmbedder."""
     import rag.embedder
-    import rag.engine
 
     monkeypatch.setattr(rag.embedder, "SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder())
-    monkeypatch.setattr(rag.engine, "SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder())
 
 
 @pytest.fixture(scope="module")

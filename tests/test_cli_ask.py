@@ -23,7 +23,7 @@ def cli_home(settings, hash_embedder, tmp_path, monkeypatch):
     from fakes import HashEmbedder
 
     ingest_corpus(settings, hash_embedder, tmp_path / "pdfs")
-    monkeypatch.setattr("rag.engine.SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder())
+    monkeypatch.setattr("rag.embedder.SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder())
     return settings.home
 
 
@@ -89,7 +89,7 @@ def test_errors_exit_1_with_one_line(cli_home, capsys, argv, needle):
 def test_no_index_is_an_error(capsys, monkeypatch):
     from fakes import HashEmbedder
 
-    monkeypatch.setattr("rag.engine.SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder())
+    monkeypatch.setattr("rag.embedder.SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder())
     code, _, err = ask(capsys, QUESTION)
     assert code == 1 and err.startswith("guideline-qa: error: ")
 

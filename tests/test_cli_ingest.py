@@ -25,13 +25,11 @@ HIT_FIELDS = {"rank", "score", "doc", "title", "version", "page", "page_label", 
 def fake_model(monkeypatch: pytest.MonkeyPatch):
     """The CLI builds SentenceTransformerEmbedder(path, device, batch): give it the HashEmbedder instead."""
     import rag.embedder
-    import rag.engine
 
     def factory(*args, **kwargs) -> HashEmbedder:
         return HashEmbedder()
 
     monkeypatch.setattr(rag.embedder, "SentenceTransformerEmbedder", factory)
-    monkeypatch.setattr(rag.engine, "SentenceTransformerEmbedder", factory)
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:

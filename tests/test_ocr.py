@@ -73,10 +73,8 @@ def stored(settings) -> tuple[list[Page], list[Chunk]]:
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI builds SentenceTransformerEmbedder: give it the HashEmbedder instead."""
     import rag.embedder
-    import rag.engine
 
     monkeypatch.setattr(rag.embedder, "SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder())
-    monkeypatch.setattr(rag.engine, "SentenceTransformerEmbedder", lambda *a, **k: HashEmbedder())
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------

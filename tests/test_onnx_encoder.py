@@ -22,9 +22,9 @@ QUESTIONS = [
 
 
 def torch_twin(real_embedder: SentenceTransformerEmbedder) -> SentenceTransformerEmbedder:
-    """A second embedder over the same loaded model that never uses ONNX Runtime."""
+    """A second embedder over the same loaded model that never uses ONNX Runtime, in fp32 (ONNX's precision)."""
     twin = object.__new__(SentenceTransformerEmbedder)
-    twin.__dict__.update(real_embedder.__dict__, onnx=None)
+    twin.__dict__.update(real_embedder.__dict__, onnx=None, precision="fp32")
     return twin
 
 
