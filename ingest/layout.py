@@ -17,6 +17,10 @@ record tables and lines pypdf misplaces):
   fills both sides. Lines that cross it (a title, a full-width box) split the page into sections read
   top to bottom, each section's columns left to right. Tables do not make columns: their cells are
   short, so a table's rows are read across.
+- Line numbers printed down the left margin (FDA draft guidances number every line) are dropped: a
+  column of bare, increasing integers standing left of all other text. pypdf's plain text splices
+  them into the sentences and headings ('INTRODUCTION 16 17 The purpose of'), so such a page is read
+  by position.
 - Blank lines separate blocks (a paragraph gap, a box, a column change); the chunker reads them as
   paragraph ends. Lines made only of cross-reference numbers, such as '(2)' repeated down the margin
   of FDA Highlights, are dropped when repeated, and so is a cross-reference right after another.
@@ -57,6 +61,11 @@ _END = (".", "!", "?", ":", ";")
 _CHAR_LINES = re.compile(r"\(\n(\d+(?:\.\d+)*)\n\)")
 # Position replaces the stream's order only when it keeps this share of the plain text's lines whole.
 INTACT = 0.9
+# A line-number margin: at least this many bare integers, right-aligned within MARGIN_ALIGN points,
+# left of every other run, most of them one more than the number above.
+MARGIN_NUMBERS = 8
+MARGIN_ALIGN = 2.0
+_BARE_NUMBER = re.compile(r"^\s*\d{1,4}\s*$")
 
 
 @dataclass
@@ -132,12 +141,34 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     if found is None or _misplaced(found[0]):
         return plain, ()
     runs, boxes = found
+    kept = without_line_numbers(runs)
+    numbered = len(kept) < len(runs)
+    runs = kept
     text, moved = read(runs, boxes, cells=cells)
     warnings = boxed_warnings(runs)
-    chosen = text if moved == "columns" or (moved == "box" and intact(plain, text) >= INTACT) else plain
+    chosen = text if numbered or moved == "columns" or (moved == "box" and intact(plain, text) >= INTACT) \
+        else plain
     from ingest import tables  # it builds on this module's lines
 
     return tables.mark_cells(chosen, tables.page_grids(runs)), warnings
+
+
+def without_line_numbers(runs: list[Run]) -> list[Run]:
+    """The runs less a line-number margin, when the page has one (MARGIN_NUMBERS...), else all of them."""
+    numbers = [r for r in runs if _BARE_NUMBER.match(r.text)]
+    if len(numbers) < MARGIN_NUMBERS:
+        return runs
+    right = sorted(r.x1 for r in numbers)[len(numbers) // 2]
+    column = [r for r in numbers if abs(r.x1 - right) <= MARGIN_ALIGN]
+    others = [r for r in runs if r.text.strip() and not any(r is c for c in column)]
+    if len(column) < MARGIN_NUMBERS or (others and min(r.x0 for r in others) < right):
+        return runs
+    column.sort(key=lambda r: -r.y)  # top of the page first
+    values = [int(r.text) for r in column]
+    steps = sum(b == a + 1 for a, b in zip(values, values[1:], strict=False))
+    if steps < 0.8 * (len(values) - 1):
+        return runs
+    return [r for r in runs if not any(r is c for c in column)]
 
 
 # A box holding an FDA boxed warning: it opens with 'WARNING: ...' (or 'BOXED WARNING'), or points to

@@ -166,3 +166,39 @@ def test_the_sentences_of_a_framed_boxed_warning_are_marked(tmp_path: Path) -> N
     other = " ".join(c.text for c in chunks if c.kind != "boxed_warning")
     assert "major or fatal bleeding" in boxed and "monitoring of INR" in boxed
     assert "prophylaxis of venous thrombosis" in other and "bleeding" not in other
+
+
+GUIDANCE = ["II. BACKGROUND", "",
+            "The FDA will file an NDA within 60 days of receipt or inform the applicant of the refusal to",
+            "file. The FDA generally makes filing determinations for BLAs within the same time frame.",
+            "", "Filing an application means that the FDA has made a threshold determination that it",
+            "is sufficiently complete to permit a substantive review.", "",
+            "III. PROCESS AND PROCEDURES", "", "A. Filing Review and Assessment"]
+
+
+def numbered_lines(path: Path, first: int, step: int = 1) -> Path:
+    """A draft-guidance page: every line (blank ones too) numbered in the left margin, right-aligned, each
+    number written after its line as FDA's generator does."""
+    pdf = _pdf()
+    for i, line in enumerate(GUIDANCE + ["Applications are assessed for completeness first."] * 3):
+        y = 100 + 14 * i
+        if line:
+            pdf.text(72, y, line)
+        number = str(first + step * i)
+        pdf.text(57 - pdf.get_string_width(number), y, number)
+    pdf.output(str(path))
+    return path
+
+
+def test_line_numbers_in_the_margin_are_not_read_into_sentences_and_headings(tmp_path: Path) -> None:
+    text = _text(numbered_lines(tmp_path / "draft.pdf", first=53))
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert "II. BACKGROUND" in lines and "III. PROCESS AND PROCEDURES" in lines
+    assert "refusal to file. The FDA generally" in " ".join(text.split())
+    assert not any(ln.strip().isdigit() for ln in lines)
+    assert not any(str(n) in text for n in range(61, 68))  # the margin's numbers, none of them in the text
+
+
+def test_a_margin_column_of_numbers_that_do_not_count_lines_is_kept(tmp_path: Path) -> None:
+    text = _text(numbered_lines(tmp_path / "weights.pdf", first=10, step=10))  # 10, 20, 30 ...: not line numbers
+    assert "100" in text.split() and "50" in text.split()
