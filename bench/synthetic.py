@@ -169,7 +169,8 @@ def make_queries(corpus: Corpus, m: int, seed: int = 1) -> tuple[list[str], np.n
 class LazyChunks(Sequence):
     """The chunks of a synthetic corpus, built on access (the product only touches the hits).
 
-    The product holds its chunks in a list; building one here costs ~0.04 ms (joining its words), and
+    The product reads its chunks from the store by row (rag.snapshot.StoredChunks); building one here
+    costs ~0.04 ms (joining its words), and
     `to_hits` reads each hit's row twice, so recent rows are kept to keep that cost out of the timings.
     """
 
@@ -201,7 +202,8 @@ def make_snapshot(corpus: Corpus, index) -> Snapshot:
     n_docs = (corpus.n + CHUNKS_PER_DOC - 1) // CHUNKS_PER_DOC
     docs = {f"doc{j}": Document(doc_id=f"doc{j}", sha256="", file_name=f"doc{j}.pdf", title="", family=f"f{j}",
                                 version="1", doc_type="guideline") for j in range(n_docs)}
-    return Snapshot(f"synthetic-{corpus.n}", index, LazyChunks(corpus), docs, np.ones(corpus.n, dtype=bool))
+    return Snapshot(f"synthetic-{corpus.n}", index, LazyChunks(corpus), docs, np.ones(corpus.n, dtype=bool),
+                    (np.arange(corpus.n) // CHUNKS_PER_DOC).astype(np.int32), tuple(docs))
 
 
 def bm25_scores(corpus: Corpus, k1: float = 1.5, b: float = 0.75) -> dict:

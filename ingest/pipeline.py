@@ -6,6 +6,7 @@ One file's failure never stops the rest, and nothing published is lost.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import sys
@@ -26,10 +27,12 @@ from ingest.extract import BadDocument, Extracted, PdfBytes, extract_pdf
 from ingest.naming import clean_title, derive_doc_type, derive_family, derive_version
 from ingest.ocr import extract_with_ocr, mark_ocr
 from ingest.versions import regroup, report_moves, resolve_versions
+from rag import tables
 from rag.config import Settings
 from rag.embedder import Embedder
 from rag.errors import GQAError
-from rag.index import collect_garbage, new_index, read_generation, write_generation
+from rag.index import collect_garbage, generations_dir, new_index, read_generation, write_generation
+from rag.lexical import row_text
 from rag.store import Store, dumps
 from rag.types import Chunk, Document, Page, sha256_hex
 from rag.units import context, units
@@ -485,23 +488,58 @@ def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, 
 
 def publish_generation(settings: Settings, store: Store, embedder_id: str, index, chunk_ids: list[str],
                        docs: list[Document], update: Update, new_docs: list | None = None) -> str:
-    """Write generation files for `index` and `docs`' statuses, then switch readers to it in one
-    transaction (Store.publish); returns its id. Ingest, withdraw and reinstate all publish here."""
+    """Write generation files for `index` and `docs`' statuses, with the tables readers load instead of
+    building (rag.tables), then switch readers to it in one transaction (Store.publish); returns its id.
+    Ingest, withdraw, reinstate and reindex all publish here."""
     statuses = {d.doc_id: d.status for d in docs}
     key: dict = {"chunks": chunk_ids, "status": statuses, "embedder": embedder_id}
     if update.families or update.event:  # the same statuses can come back: a distinct id for each publish
         key["update"] = {"families": update.families, "event": update.event, "at": time.time_ns()}
     gen_id = sha256_hex(dumps(key), 16)
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    fresh = [c for _, _, chunks, _, _ in new_docs or [] for c in chunks] + \
+        [c for _, _, _, chunks, _ in update.recuts for c in chunks]
+    rows_of = _row_texts(store, docs + [d for d, *_ in new_docs or []], fresh)
+    prev = store.get_meta("current_generation")
+    prev_dir = generations_dir(settings.home) / prev if prev else None
+
+    def more(folder: Path) -> None:
+        tables.write(folder, chunk_ids, rows_of, prev_dir, _chunk_ids(prev_dir))
+
     write_generation(settings.home, gen_id, index, chunk_ids,
                      {"gen_id": gen_id, "embedder_id": embedder_id, "dim": index.d, "created_at": now,
-                      "vectors": len(chunk_ids), "documents": statuses})
+                      "vectors": len(chunk_ids), "documents": statuses}, more)
     store.publish(new_docs or [], update.statuses,
                   {"gen_id": gen_id, "created_at": now, "embedder_id": embedder_id,
                    "vectors": len(chunk_ids), "documents": len(statuses)}, CHUNKER_VERSION,
                   families=update.families, event=update.event, recuts=update.recuts)
     collect_garbage(settings.home, store.generations()[-settings.keep_generations:])
     return gen_id
+
+
+def _row_texts(store: Store, docs: list[Document], fresh: list[Chunk]) -> Callable[[list[str]], list[tuple[str, str]]]:
+    """rows_of(chunk_ids) -> (doc_id, BM25 row text) per chunk: chunks being published now from memory
+    (they reach the store in the same transaction that publishes), the others from the store."""
+    titles = {d.doc_id: d.title for d in docs}
+    by_id = {k.chunk_id: k for k in fresh}
+
+    def rows_of(ids: list[str]) -> list[tuple[str, str]]:
+        stored = store.chunks([c for c in ids if c not in by_id])
+        out = []
+        for c in ids:
+            k = by_id.get(c) or stored[c]
+            out.append((k.doc_id, row_text(titles[k.doc_id], k.section, k.text)))
+        return out
+
+    return rows_of
+
+
+def _chunk_ids(generation: Path | None) -> list[str] | None:
+    """A generation's row ids, or None when it cannot be read (its tables are then not extended)."""
+    try:
+        return json.loads((generation / "chunk_ids.json").read_text()) if generation else None
+    except (OSError, ValueError):
+        return None
 
 
 def _add(index, store: Store, hash_of: dict[str, str], chunk_ids: list[str], embedder: Embedder) -> None:

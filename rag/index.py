@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,23 @@ def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return index.search(q, k)
 
 
+def search_allowed(index, queries: np.ndarray, allowed: np.ndarray, k: int) -> list[tuple[int, float]] | None:
+    """The best k rows among `allowed` (bool per row) for one query, or None where the index takes no
+    ID selector (GPU indexes): the caller over-fetches instead."""
+    faiss = _faiss()
+    q = np.ascontiguousarray(queries, dtype=np.float32).reshape(1, -1)
+    bits = np.packbits(allowed, bitorder="little")  # faiss reads it while searching: keep it referenced
+    sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+    hnsw = getattr(index, "hnsw", None)
+    params = faiss.SearchParametersHNSW(sel=sel, efSearch=hnsw.efSearch) if hnsw is not None \
+        else faiss.SearchParameters(sel=sel)
+    try:
+        scores, rows = index.search(q, max(1, min(k, int(allowed.sum()))), params=params)
+    except RuntimeError:  # e.g. a GPU index: selectors are not supported there
+        return None
+    return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+
 @dataclass(frozen=True)
 class GenerationFiles:
     """What one published generation holds on disk."""
@@ -91,8 +109,10 @@ def generations_dir(home: Path) -> Path:
     return home / "index"
 
 
-def write_generation(home: Path, gen_id: str, index, chunk_ids: list[str], manifest: dict) -> Path:
+def write_generation(home: Path, gen_id: str, index, chunk_ids: list[str], manifest: dict,
+                     more: Callable[[Path], None] | None = None) -> Path:
     """Write a complete generation folder under a temporary name, fsync it, then rename it in place.
+    `more(folder)` writes further files into it first (rag.tables).
 
     The rename is atomic; the generation becomes visible to readers only when the database's
     `current_generation` points at it (see Store.publish).
@@ -109,7 +129,9 @@ def write_generation(home: Path, gen_id: str, index, chunk_ids: list[str], manif
     faiss.write_index(index, str(tmp / "index.faiss"))
     (tmp / "chunk_ids.json").write_text(json.dumps(chunk_ids))
     (tmp / "manifest.json").write_text(json.dumps({"format": FORMAT_VERSION, **manifest}, indent=1))
-    for f in tmp.iterdir():
+    if more is not None:
+        more(tmp)
+    for f in tmp.rglob("*"):
         _fsync(f)
     _fsync(tmp)
     os.replace(tmp, final)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.index import search
+from rag.index import search, search_allowed
 from rag.snapshot import Snapshot
-from rag.types import Hit
+from rag.types import Document, Hit
 
 
 @dataclass(frozen=True)
@@ -20,25 +20,30 @@ class Filters:
     include_superseded: bool = False
 
     def mask(self, snap: Snapshot) -> np.ndarray:
-        """Boolean row mask over the snapshot's chunks."""
-        keep = np.ones(snap.size, dtype=bool) if self.include_superseded else snap.current_rows.copy()
-        withdrawn = {d.doc_id for d in snap.docs.values() if d.status == "withdrawn"}
-        if self.include_superseded and withdrawn:  # a withdrawn document is never served, not even as history
-            keep &= np.array([c.doc_id not in withdrawn for c in snap.chunks], dtype=bool)
-        if self.families or self.doc_types:
-            ok_docs = {
-                d.doc_id for d in snap.docs.values()
-                if (not self.families or d.family in self.families)
-                and (not self.doc_types or d.doc_type in self.doc_types)
-            }
-            keep &= np.array([c.doc_id in ok_docs for c in snap.chunks], dtype=bool)
-        return keep
+        """Boolean row mask over the snapshot's chunks: a lookup of each row's document (Snapshot.doc_mask)."""
+        return snap.doc_mask(self.admits, key=self)
+
+    def admits(self, d: Document) -> bool:
+        """Whether this filter lets a document's passages through (a withdrawn one never, not even as history)."""
+        status = d.status == "current" or (self.include_superseded and d.status != "withdrawn")
+        return status and (not self.families or d.family in self.families) and \
+            (not self.doc_types or d.doc_type in self.doc_types)
 
 
 def dense_ranking(snap: Snapshot, query_vec: np.ndarray, allowed: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """(row, cosine) pairs of the best `k` allowed rows, best first."""
+    """(row, cosine) pairs of the best `k` allowed rows, best first.
+
+    The index skips rows not allowed (a faiss ID selector: superseded and filtered-out rows cost no
+    over-fetching); where the index cannot take one (a GPU index), it over-fetches and drops them.
+    """
     if snap.size == 0 or not allowed.any():
         return []
+    if allowed.all():
+        scores, rows = search(snap.index, query_vec, k)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+    found = search_allowed(snap.index, query_vec, allowed, k)
+    if found is not None:
+        return found
     want = min(snap.size, max(4 * k, 64))
     while True:
         scores, rows = search(snap.index, query_vec, want)
@@ -49,8 +54,9 @@ def dense_ranking(snap: Snapshot, query_vec: np.ndarray, allowed: np.ndarray, k:
 
 
 def to_hits(snap: Snapshot, ranked: list[tuple[int, float]]) -> list[Hit]:
-    """Turn (row, score) pairs into Hits with 1-based ranks."""
-    return [
-        Hit(chunk=snap.chunks[r], doc=snap.docs[snap.chunks[r].doc_id], score=s, rank=i + 1)
-        for i, (r, s) in enumerate(ranked)
-    ]
+    """Turn (row, score) pairs into Hits with 1-based ranks (their chunks read in one go)."""
+    rows = [r for r, _ in ranked]
+    many = getattr(snap.chunks, "many", None)
+    chunks = many(rows) if many else [snap.chunks[r] for r in rows]
+    return [Hit(chunk=c, doc=snap.docs[c.doc_id], score=s, rank=i + 1)
+            for i, (c, (_, s)) in enumerate(zip(chunks, ranked, strict=True))]

@@ -397,13 +397,36 @@ def _create(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# Descriptors the database header is read through, one per file, never closed: closing any descriptor
+# of a file drops every POSIX lock this process holds on it, those of its open SQLite connections too,
+# and another process closing its connection would then delete the -wal and -shm still in use
+# (sqlite.org/howtocorrupt.html, section 2.2).
+_HEADER_FDS: dict[tuple[int, int], int] = {}
+_HEADER_LOCK = threading.Lock()
+
+
+def _read_header(path: Path) -> bytes:
+    """The first 100 bytes of the file, read without ever closing a descriptor of it."""
+    st = path.stat()
+    with _HEADER_LOCK:
+        for key, old in list(_HEADER_FDS.items()):
+            if os.fstat(old).st_nlink == 0:  # its file was deleted: no other process can open it by name
+                os.close(old)
+                del _HEADER_FDS[key]
+        fd = _HEADER_FDS.get((st.st_dev, st.st_ino))
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY)
+            opened = os.fstat(fd)
+            _HEADER_FDS[(opened.st_dev, opened.st_ino)] = fd  # the file now at the path (kept open)
+    return os.pread(fd, 100, 0)
+
+
 def _check_file(path: Path) -> None:
     """Refuse an empty file, one that is not SQLite, and one shorter than its own header says."""
     size = path.stat().st_size
     if size == 0:
         raise damaged(path, "the file is empty (0 bytes)")
-    with open(path, "rb") as fh:
-        head = fh.read(100)
+    head = _read_header(path)
     if not head.startswith(b"SQLite format 3\x00"):
         raise damaged(path, "not an SQLite database")
     if len(head) < 100:

@@ -270,3 +270,18 @@ def test_upload_names_that_cannot_be_kept_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="contains a control character"):
         upload_name("line\nbreak.pdf")
     assert not (tmp_path / "uploads").exists() or not list((tmp_path / "uploads").rglob("*.*"))
+
+
+def test_opening_the_database_again_keeps_this_process_locks(tmp_path: Path) -> None:
+    """Reading the header must not close a descriptor of the file: that would drop the locks of the
+    connections this process keeps open, and another process closing its own connection would then
+    delete the -wal and -shm they still use (sqlite.org/howtocorrupt.html, section 2.2)."""
+    db = tmp_path / "gqa.sqlite"
+    keep = Store(db)  # a reader's long-lived connection (rag.snapshot.StoredChunks)
+    keep.get_meta("schema_version")
+    Store(db, readonly=True).close()  # a question opens and closes another one
+    other = (f"import sqlite3; d = sqlite3.connect({str(db)!r}, isolation_level=None); "
+             "d.execute('CREATE TABLE IF NOT EXISTS probe(x)'); d.close()")
+    subprocess.run([sys.executable, "-c", other], check=True)
+    assert (tmp_path / "gqa.sqlite-wal").exists(), "the other process deleted our -wal: our locks were dropped"
+    keep.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from docgen import guide
 from fakes import HashEmbedder
+from tables_check import assert_tables_as_rebuilt
 
 from cli.main import main
 from ingest import pipeline
@@ -92,6 +93,7 @@ def test_reindex_recuts_only_older_documents_into_one_generation_embedding_only_
     emb = HashEmbedder()
     report = reindex(settings, emb, extract_workers=0)
     assert sorted(e["file"] for e in report.recut) == sorted(OLD) and report.failed == []
+    assert_tables_as_rebuilt(home, emb.id)  # re-cut rows: the tables are made again from every row
     assert report.up_to_date == 1 and all(e["from_chunker"] == 1 for e in report.recut)
     store = Store(database_path(home), readonly=True)
     try:
