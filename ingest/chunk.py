@@ -48,7 +48,8 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 # 7: tables found by position wherever they stand (uncaptioned ones too), a row's cells paired with their
 #    column's label (a multi-row header merged), a table continued on the next page keeps its header
 #    there, and a table's chunk never spans pages.
-# 8: line numbers in the left margin (FDA draft guidances) are not read into the text.
+# 8: line numbers in the left margin (FDA draft guidances) are not read into the text; roman-numbered
+#    chapters and their lettered sections ("III. PROCESS AND PROCEDURES", "A. Filing Review") are headings.
 CHUNKER_VERSION = 8
 
 TokenCounter = Callable[[list[str]], list[int]]

@@ -138,12 +138,15 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     except Exception as exc:  # noqa: BLE001 - pypdf internals on unusual content: plain text instead
         log.debug("layout unreadable (%s: %s); plain text", type(exc).__name__, exc)
         return plain, ()
-    if found is None or _misplaced(found[0]):
+    if found is None:
         return plain, ()
     runs, boxes = found
-    kept = without_line_numbers(runs)
-    numbered = len(kept) < len(runs)
-    runs = kept
+    margin = line_numbers(runs)
+    if margin:
+        runs = [r for r in runs if not any(r is m for m in margin)]
+    if _misplaced(runs):  # positions cannot be trusted: the stream's order, less the line numbers
+        return strip_line_numbers(plain, {int(m.text) for m in margin}), ()
+    numbered = bool(margin)
     text, moved = read(runs, boxes, cells=cells)
     warnings = boxed_warnings(runs)
     chosen = text if numbered or moved == "columns" or (moved == "box" and intact(plain, text) >= INTACT) \
@@ -153,22 +156,41 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     return tables.mark_cells(chosen, tables.page_grids(runs)), warnings
 
 
-def without_line_numbers(runs: list[Run]) -> list[Run]:
-    """The runs less a line-number margin, when the page has one (MARGIN_NUMBERS...), else all of them."""
+def line_numbers(runs: list[Run]) -> list[Run]:
+    """The runs of a line-number margin (MARGIN_NUMBERS...), or [] when the page has none."""
     numbers = [r for r in runs if _BARE_NUMBER.match(r.text)]
     if len(numbers) < MARGIN_NUMBERS:
-        return runs
+        return []
     right = sorted(r.x1 for r in numbers)[len(numbers) // 2]
     column = [r for r in numbers if abs(r.x1 - right) <= MARGIN_ALIGN]
     others = [r for r in runs if r.text.strip() and not any(r is c for c in column)]
     if len(column) < MARGIN_NUMBERS or (others and min(r.x0 for r in others) < right):
-        return runs
+        return []
     column.sort(key=lambda r: -r.y)  # top of the page first
     values = [int(r.text) for r in column]
     steps = sum(b == a + 1 for a, b in zip(values, values[1:], strict=False))
-    if steps < 0.8 * (len(values) - 1):
-        return runs
-    return [r for r in runs if not any(r is c for c in column)]
+    return column if steps >= 0.8 * (len(values) - 1) else []
+
+
+def without_line_numbers(runs: list[Run]) -> list[Run]:
+    """The runs less a line-number margin, when the page has one."""
+    margin = line_numbers(runs)
+    return [r for r in runs if not any(r is m for m in margin)]
+
+
+_LINE_END_NUMBER = re.compile(r"(?:^|\s+)(\d{1,4})\s*$")
+
+
+def strip_line_numbers(plain: str, values: set[int]) -> str:
+    """pypdf's plain text less the margin's line numbers, which it writes at the end of each line (a
+    line holding only one is a blank line between paragraphs)."""
+    if not values:
+        return plain
+    out = []
+    for line in plain.splitlines():
+        m = _LINE_END_NUMBER.search(line)
+        out.append(line[:m.start()] if m and int(m.group(1)) in values else line)
+    return "\n".join(out)
 
 
 # A box holding an FDA boxed warning: it opens with 'WARNING: ...' (or 'BOXED WARNING'), or points to

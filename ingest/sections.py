@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 # "2.3 Dosage in renal impairment", "5 WARNINGS AND PRECAUTIONS", "3. Treatment" (not "5 mg daily").
 NUMBERED = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+([A-Z][A-Za-z0-9 ,;:'()/&\-]{2,90})$")
+# FDA guidance chapters and their lettered sections: "III. PROCESS AND PROCEDURES", "A. Filing Review and
+# Assessment" (every word of four letters or more capitalised, so "A. Testing for infection" is no heading).
+ROMAN = re.compile(r"^([IVX]{1,5})\.\s+([A-Z][A-Z0-9 ,&/()\-]{3,70})$")
+LETTERED = re.compile(r"^([A-H])\.\s+([A-Z][A-Za-z0-9 ,&/()\-]{2,80})$")
 # Label-style headings: "WARNINGS AND PRECAUTIONS", "CONTRAINDICATIONS".
 UPPER = re.compile(r"^[A-Z][A-Z ,&/()\-]{5,70}$")
 # The number that opens a numbered heading (as NUMBERED and outline titles write it).
@@ -41,6 +45,12 @@ def heading_of(line: str, outline_titles: set[str], labels: frozenset[str] = fro
     m = NUMBERED.match(norm)
     if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14 and not TOC_ENTRY.search(norm):
         return (m.group(1).count(".") + 1, norm)
+    if ROMAN.match(norm) and not TOC_ENTRY.search(norm):
+        return (1, norm)
+    m = LETTERED.match(norm)
+    if m and len(m.group(2).split()) <= 10 and not TOC_ENTRY.search(norm) and all(
+            w[0].isupper() for w in m.group(2).replace("-", " ").split() if len(w) >= 4):
+        return (2, norm)
     if _label_form(norm) and not only_labels(norm, labels):
         return (1, norm)
     return None

@@ -289,6 +289,10 @@ def test_split_sentences(text: str, expected: list[str]) -> None:
     ("4.2 Elderly", {"4.2 elderly"}, (2, "4.2 Elderly")),
     ("DRUG | DOSE | ROUTE", set(), None),
     ("eGFR | Dose", set(), None),
+    ("III. PROCESS AND PROCEDURES", set(), (1, "III. PROCESS AND PROCEDURES")),
+    ("A. Filing Review and Assessment", set(), (2, "A. Filing Review and Assessment")),
+    ("A. Testing for infection in humans", set(), None),  # a list item, not a heading
+    ("I. INTRODUCTION........................ 1", set(), None),  # its contents entry
 ])
 def test_heading_of(line: str, outline: set[str], expected) -> None:
     assert heading_of(line, outline) == expected

@@ -202,3 +202,12 @@ def test_line_numbers_in_the_margin_are_not_read_into_sentences_and_headings(tmp
 def test_a_margin_column_of_numbers_that_do_not_count_lines_is_kept(tmp_path: Path) -> None:
     text = _text(numbered_lines(tmp_path / "weights.pdf", first=10, step=10))  # 10, 20, 30 ...: not line numbers
     assert "100" in text.split() and "50" in text.split()
+
+
+def test_line_numbers_are_stripped_from_plain_text_where_positions_cannot_be_trusted() -> None:
+    """pypdf writes a margin's line numbers at the end of each line; a number the text states stays."""
+    from ingest.layout import strip_line_numbers
+
+    plain = "III. PROCESS AND PROCEDURES 106 \n 107 \nThe FDA will file within 60 days 108 \nof receipt 60\n"
+    assert strip_line_numbers(plain, set(range(106, 110))).splitlines() == [
+        "III. PROCESS AND PROCEDURES", "", "The FDA will file within 60 days", "of receipt 60"]
