@@ -29,19 +29,6 @@ from rag.snapshot import database_path, published_generation
 from rag.store import Store
 
 READER = Path(__file__).resolve().parent / "scale_reader.py"
-# Workaround, bench only: rag.snapshot.StoredChunks.many trims its kept rows to KEEP before reading back
-# the rows it was asked for, so a row asked for again that is the oldest kept is evicted and the read
-# raises KeyError (after ~4,096 distinct rows: a few hundred questions at 100,000 rows). Until that is
-# fixed, both bench processes keep every row read (a few MB over a run); the JSON says so.
-KEEP_WORKAROUND = 10**7
-
-
-def keep_every_row_read() -> dict:
-    """Raise StoredChunks.KEEP (see KEEP_WORKAROUND); what was done, for the JSON."""
-    from rag.snapshot import StoredChunks
-
-    was, StoredChunks.KEEP = StoredChunks.KEEP, max(StoredChunks.KEEP, KEEP_WORKAROUND)
-    return {"stored_chunks_keep": StoredChunks.KEEP, "product_keep": was}
 NOTES = "scale"
 STEADY_ANSWERS = 5  # answers the reader gives before the publish (its steady pace)
 WAIT_S = 600.0  # longest wait for a reader event
@@ -290,7 +277,6 @@ def measure(home: Path, n_queries: int, profile: bool, progress: Callable[[str],
     texts, families = q["texts"][:n_queries], q["families"][:n_queries]
     vecs = np.load(notes / "query_vectors.npy")[:n_queries]
     settings = Settings.from_env(home=home)
-    workaround = keep_every_row_read()
     engine = Engine(settings)
     t = time.perf_counter()
     view = engine.view()
@@ -311,5 +297,5 @@ def measure(home: Path, n_queries: int, profile: bool, progress: Callable[[str],
     gen, seconds, what = publish_extra(home, settings, embedder_id, profile)
     out.update({"publish_one_s": round(seconds, 2), "publish_one_document": what, "generation_after": gen,
                 "build": {k: built[k] for k in ("n_chunks", "documents", "superseded", "build_s", "index")},
-                "machine": machine(load_start), "workaround": workaround})
+                "machine": machine(load_start)})
     return out

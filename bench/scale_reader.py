@@ -40,9 +40,6 @@ def main(argv: list[str]) -> int:
     limit = float(argv[3]) if len(argv) > 3 else 600.0
     from rag.config import Settings
     from rag.qa import QA
-    from rag.snapshot import StoredChunks
-
-    StoredChunks.KEEP = max(StoredChunks.KEEP, 10**7)  # bench/scale_measure.py KEEP_WORKAROUND: why
 
     imported = time.time()
     qa = QA(Settings.from_env(home=home))

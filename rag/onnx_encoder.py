@@ -5,8 +5,11 @@ overhead rather than arithmetic (MiniLM-L6 on 20 word pieces is about 0.4 GFLOP)
 the same graph in about 7-12 ms (bench/RESULTS.md). For batches of ~200-word-piece chunks torch's lanes
 are faster, so ingestion stays on torch; only short inputs (questions, a few sentences) come here.
 
-The export is made once per model, torch and onnxruntime version, cached on disk, and checked against
-torch on a probe text every time it is loaded: a mismatch means torch is used, never a different vector.
+The export is made once per model, torch and onnxruntime version, cached on disk with torch's vector
+of a probe text, and checked against that vector every time it is loaded: a mismatch means torch is
+used, never a different vector. Texts are tokenized by the model's own tokenizer.json (the `tokenizers`
+library, as sentence-transformers' fast tokenizer does), so a reader whose export is cached never
+imports torch or sentence-transformers (about 6 s of a reader's start on 2 cores).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -48,6 +52,28 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("guideline-qa", appauthor=False)) / "onnx"
 
 
+def folder_shape(model_dir: Path) -> tuple[int, int] | None:
+    """(dimension, max_seq_length) of a Transformer -> mean Pooling (-> Normalize) model, read from its
+    folder's own config files (modules.json, the pooling config, sentence_bert_config.json); None for any
+    other shape or a file missing (then the model is loaded to find out)."""
+    import json
+
+    try:
+        mods = json.loads((model_dir / "modules.json").read_text())
+        types = [m["type"].rsplit(".", 1)[-1] for m in mods]
+        if types not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+            return None
+        pooling = json.loads((model_dir / mods[1]["path"] / "config.json").read_text())
+        seq = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    others = ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
+              "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken")
+    if not pooling.get("pooling_mode_mean_tokens") or any(pooling.get(k) for k in others):
+        return None
+    return int(pooling["word_embedding_dimension"]), int(seq)
+
+
 def mean_pooled(st_model: Any) -> bool:
     """True when the model is Transformer -> mean Pooling (-> Normalize), the one shape exported here."""
     from sentence_transformers.models import Normalize, Pooling, Transformer
@@ -65,17 +91,47 @@ def mean_pooled(st_model: Any) -> bool:
     )
 
 
+def export_path(model_dir: Path, cache_dir: Path | None) -> Path:
+    """Where the export of this model for the installed onnxruntime and torch is kept."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "none"
+    return (cache_dir or default_cache_dir()) / f"{_fingerprint(model_dir, version('onnxruntime'), torch_version)}.onnx"
+
+
+def reference_path(export: Path) -> Path:
+    """torch's vector of PROBE, saved beside an export when it was made."""
+    return export.with_suffix(".probe.npy")
+
+
+def tokenizer(model_dir: Path, max_length: int):
+    """The model's fast tokenizer (tokenizer.json), truncating and padding as sentence-transformers does."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(max_length=max_length)
+    pad = tok.token_to_id("[PAD]")
+    tok.enable_padding(pad_id=pad if pad is not None else 0, pad_token="[PAD]")
+    return tok
+
+
 class OnnxEncoder:
-    """Mean-pooled, L2-normalised sentence vectors from an ONNX export of a sentence-transformers model."""
+    """Mean-pooled, L2-normalised sentence vectors from an ONNX export of a sentence-transformers model.
 
-    def __init__(self, st_model: Any, model_dir: Path, cache_dir: Path | None, threads: int) -> None:
+    `st_model` is needed only to make the export when none is cached; `reference` is torch's vector of
+    PROBE (saved beside the export) that the export must reproduce.
+    """
+
+    def __init__(self, model_dir: Path, cache_dir: Path | None, threads: int, max_length: int,
+                 st_model: Any = None) -> None:
         import onnxruntime as ort
-        import torch
 
-        self.st_model = st_model
-        self.inputs = list(_features(st_model, [PROBE]))
-        name = _fingerprint(model_dir, ort.__version__, torch.__version__)
-        path = (cache_dir or default_cache_dir()) / f"{name}.onnx"
+        self.tokenizer = tokenizer(model_dir, max_length)
+        self._lock = threading.Lock()  # the tokenizer's padding state is per call; one batch at a time
+        path = export_path(model_dir, cache_dir)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, threads)
         opts.inter_op_num_threads = 1
@@ -84,27 +140,48 @@ class OnnxEncoder:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         remove_stale(path)
         if not path.exists():
-            _export(st_model, self.inputs, path)
+            if st_model is None:
+                raise FileNotFoundError(f"no ONNX export cached at {path}")
+            _export(st_model, path)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # a damaged cached file (disk full, killed copy): export it again, once
+            if st_model is None:
+                raise
             log.warning("cached ONNX export %s cannot be loaded (%s); exporting it again", path, exc)
-            _export(st_model, self.inputs, path)
+            _export(st_model, path)
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
         self.path = path
+
+    def reference(self) -> np.ndarray | None:
+        """torch's PROBE vector saved with this export, or None (an export made before they were saved)."""
+        try:
+            return np.load(reference_path(self.path))
+        except (OSError, ValueError):
+            return None
+
+    def save_reference(self, vector: np.ndarray) -> None:
+        """Keep torch's PROBE vector beside the export (written atomically)."""
+        tmp = reference_path(self.path).with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, np.asarray(vector, dtype=np.float32))
+        os.replace(tmp, reference_path(self.path))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 rows, tokenised exactly as sentence-transformers does."""
-        feats = _features(self.st_model, texts)
-        feed = {k: feats[k].numpy().astype(np.int64) for k in self.inputs}
-        (out,) = self.session.run(None, feed)
+        feats = features(self.tokenizer, texts, self._lock)
+        (out,) = self.session.run(None, {k: feats[k] for k in self.inputs})
         return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def _features(st_model: Any, texts: list[str]) -> dict[str, Any]:
-    """The model's own tokenisation (sentence-transformers strips and truncates), tensors only."""
-    prep = getattr(st_model, "preprocess", None) or st_model.tokenize  # tokenize: before v6
-    return {k: v for k, v in prep(texts).items() if hasattr(v, "numpy")}
+_FEATURES = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+
+
+def features(tok: Any, texts: list[str], lock: threading.Lock | None = None) -> dict[str, np.ndarray]:
+    """int64 model inputs for texts (stripped, as sentence-transformers strips them), padded to the longest."""
+    with lock or threading.Lock():
+        encodings = tok.encode_batch([t.strip() for t in texts])
+    return {k: np.array([getattr(e, attr) for e in encodings], dtype=np.int64) for k, attr in _FEATURES.items()}
 
 
 def _fingerprint(model_dir: Path, ort_version: str, torch_version: str) -> str:
@@ -122,6 +199,7 @@ def _fingerprint(model_dir: Path, ort_version: str, torch_version: str) -> str:
 
 # An export's file name (see _fingerprint) and a temporary one (see _export: pid after the stem).
 EXPORT_NAME = re.compile(r".+-[0-9a-f]{12}\.onnx")
+REFERENCE_NAME = re.compile(r".+-[0-9a-f]{12}\.probe\.npy")
 TEMP_NAME = re.compile(r"\..+-[0-9a-f]{12}\.(\d+)\..*\.onnx\.tmp|tmp.*\.onnx\.tmp")
 ABANDONED_S = 600  # a temporary file without a pid (older releases) this old is no export in progress
 
@@ -138,7 +216,8 @@ def remove_stale(current: Path) -> list[Path]:
         return removed
     for f in folder.iterdir():
         temp = TEMP_NAME.fullmatch(f.name)
-        if f == current or not (temp or EXPORT_NAME.fullmatch(f.name)):
+        reference = REFERENCE_NAME.fullmatch(f.name)
+        if f in (current, reference_path(current)) or not (temp or reference or EXPORT_NAME.fullmatch(f.name)):
             continue
         if temp and temp.group(1) and process_alive(int(temp.group(1))):
             continue
@@ -151,9 +230,13 @@ def remove_stale(current: Path) -> list[Path]:
     return removed
 
 
-def _export(st_model: Any, inputs: list[str], path: Path) -> None:
+def _export(st_model: Any, path: Path) -> None:
     """Export transformer + mean pooling + normalisation to one ONNX graph, atomically (tmp + rename)."""
     import torch
+
+    prep = getattr(st_model, "preprocess", None) or st_model.tokenize  # tokenize: before v6
+    example = {k: v for k, v in prep([PROBE, PROBE + " " + PROBE]).items() if hasattr(v, "numpy")}
+    inputs = list(example)
 
     class Pooled(torch.nn.Module):
         def __init__(self, transformer: torch.nn.Module) -> None:
@@ -170,7 +253,6 @@ def _export(st_model: Any, inputs: list[str], path: Path) -> None:
     auto_model = st_model[0].auto_model
     was_training = auto_model.training
     auto_model.eval()
-    example = _features(st_model, [PROBE, PROBE + " " + PROBE])
     axes = {k: {0: "batch", 1: "tokens"} for k in inputs} | {"embedding": {0: "batch"}}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.", suffix=".onnx.tmp")
