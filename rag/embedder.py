@@ -238,12 +238,14 @@ class SentenceTransformerEmbedder:
             threads = max(1, min(ONNX_THREADS, os.cpu_count() or 1))
             probe = [onnx_encoder.PROBE]
             try:
+                enc: onnx_encoder.OnnxEncoder | None = None
+                reference = None
                 try:
                     enc = onnx_encoder.OnnxEncoder(folder, cache_dir, threads, self.max_seq_length)
                     reference = enc.reference()
                 except FileNotFoundError:
-                    enc, reference = None, None
-                if reference is None:  # no export, or one made before probe vectors were saved
+                    pass
+                if enc is None or reference is None:  # no export, or one made before probe vectors were saved
                     enc = onnx_encoder.OnnxEncoder(folder, cache_dir, threads, self.max_seq_length,
                                                    st_model=self.model)
                     reference = self._fp32(probe)

@@ -136,8 +136,9 @@ def test_a_reader_with_a_cached_export_answers_without_loading_torch(tmp_path: P
 
     code = f"""
 import sys
+from pathlib import Path
 from rag.embedder import SentenceTransformerEmbedder
-e = SentenceTransformerEmbedder({default_model_path()!r}, "auto", cache_dir=__import__("pathlib").Path({str(tmp_path)!r}))
+e = SentenceTransformerEmbedder({default_model_path()!r}, "auto", cache_dir=Path({str(tmp_path)!r}))
 v = e.embed(["What is the usual starting dose of warfarin?"])
 n = e.count_tokens(["warfarin dose"])
 print(e.id, v.shape, n, "torch" in sys.modules, "sentence_transformers" in sys.modules)
