@@ -18,9 +18,11 @@ from rag.verify import cut_units, looks_like_instruction, table_parts
 _ITEM_END = re.compile(r"\(\d{1,2}(?:\.\d{1,2})?(?:,\s*\d{1,2}(?:\.\d{1,2})?)*\)(?=\s+[A-Z])")
 _BULLET = re.compile(r"\s*[•●▪◦]\s+")
 # A contents entry ('INTRODUCTION ........ 1') and a bibliography entry ('Steinmann P, Keiser J, Bos R.',
-# 'Loebstein R, Addis A, Ho E, et al. Pregnancy ... 1996;69:83-89') say where things are, not what they say.
+# 'Loebstein R, Addis A, Ho E, et al. Pregnancy ... 1996;69:83-89', '... 2015, ..., AAPS J, 17(4):891-901')
+# say where things are, not what they say.
 _LEADER_DOTS = re.compile(r"(?:\.\s?){5,}|…{2,}")
-_AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\b(?:19|20)\d\d;\s?\d+(?:\(\d+\))?:\d+")
+_AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\b(?:19|20)\d\d;\s?\d+(?:\(\d+\))?:\d+"
+                      r"|\b\d{1,4}\(\d{1,3}\):\s?\d+(?:[-–]\d+)?\b")  # a journal's volume(issue):pages
 # A reporting or distributor line ('To report SUSPECTED ADVERSE REACTIONS, contact ... at 1-800-FDA-1088 or
 # www.fda.gov/medwatch') gives an address, not a clinical statement: a web address and a phone number.
 _WEB = re.compile(r"\bwww\.\S+|\bhttps?://\S+", re.I)

@@ -21,6 +21,9 @@ def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRA
     ("See below.", False),  # a fragment
     ("I. INTRODUCTION .............................................. 1", False),  # contents
     ("1. Steinmann P, Keiser J, Bos R, Tanner M. Schistosomiasis and water resources.", False),
+    ("18 Jiang, W, F Maklouf, DJ Schuirmann, X Zhang, 2015, A Bioequivalence Approach for Generic Narrow "
+     "Therapeutic Index Drugs, AAPS J, 17(4):891-901.", False),
+    ("Give 15 mg/kg (maximum 4 doses in 24 hours) for 3 days.", True),
     ("Loebstein R, Addis A, Ho E, et al. Pregnancy outcome following exposure.", False),
     ("Pediatrics. 1996;69:83-89 reported no malformations in exposed infants.", False),
     ("To report SUSPECTED ADVERSE REACTIONS, contact FDA at 1-800-FDA-1088 or www.fda.gov/medwatch.", False),
