@@ -27,6 +27,8 @@ from rag.units import Unit, context, units
 # Terms are compared by their first letters, so 'titrated' meets 'titration'.
 PREFIX = 6
 VERB_ENDINGS = ("ed", "ing", "en", "ly")
+# English prefixes that make a word about the same thing as its rest ('reassess', 'pretreatment', 'nonadherence').
+DERIVATIONAL = ("re", "pre", "non", "un", "dis", "mis", "co")
 STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
 # Openings that refer back to the sentence before ('Thus, amoxicillin should not be given ...').
 _ANAPHOR = re.compile(r"(?:thus|therefore|hence|consequently|however|this|these|those|such|it|they|in these|in such)\b",
@@ -355,7 +357,9 @@ def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], l
         if len(term) < 4 or term.isdigit() or term.endswith(VERB_ENDINGS) or STOP_TERMS.match(term) \
                 or _everyday(term, common):
             continue
-        names = aliases_of(term)
+        # 'reassess' is 'assess' done again, 'nonadherence' the lack of 'adherence': the same subject
+        names = aliases_of(term) | {term[len(p):] for p in DERIVATIONAL if term.startswith(p)
+                                    and len(term) - len(p) >= 5}
         if names & seen or {n[:PREFIX] for n in names} & prefixes:
             continue
         if all(df(n[:PREFIX]) <= rare for n in names):

@@ -358,3 +358,16 @@ def test_lay_and_professional_words_count_as_each_other() -> None:
     q = query("What about kidney problems with zorb?", [renal])
     [scored] = score_candidates(q, [renal], SameVector(), lambda t: 1.0)
     assert "kidney" in scored.terms
+
+
+def test_a_prefixed_word_is_supported_by_its_rest() -> None:
+    """'reassess' is 'assess' again: a passage that says 'assess' answers it; where nothing says
+    'assess' either, the word still names something the documents lack."""
+    from rag.extractive import unsupported_terms
+
+    survey = candidate("Implement an impact survey to assess the programme after 3 years.", title="SCHISTOSOMIASIS")
+    other = candidate("Treat every school-age child once a year.", title="SCHISTOSOMIASIS")
+    q = query("How long before we reassess the programme?", [survey])
+    rare = {"reasse": 0, "assess": 0}.get
+    assert unsupported_terms(q, [survey.hit], lambda p: rare(p, 50), 1000) == []
+    assert unsupported_terms(q, [other.hit], lambda p: rare(p, 50), 1000) == ["reassess"]
