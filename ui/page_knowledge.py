@@ -11,11 +11,11 @@ from pathlib import Path
 import streamlit as st
 
 from ingest.pipeline import IngestReport, collect_pdfs, ingest
+from ingest.uploads import save_upload, upload_name  # noqa: F401 - upload_name: tests import it from here
 from ingest.versions import version_note, withdrawal_fields
 from rag.config import Settings
 from rag.errors import ConfigError
 from rag.snapshot import database_path
-from rag.types import sha256_hex
 from ui import feedback, inspection, recut, services, views
 
 log = logging.getLogger(__name__)
@@ -140,37 +140,6 @@ def _folder(settings: Settings, embedder) -> None:
         run_ingest([Path(folder.strip()).expanduser()], settings, embedder, None, None, ocr)
     elif go:
         st.warning("Type a folder or file path first.")
-
-
-def upload_name(name: str) -> str:
-    """The name an upload is kept under: its last path part without leading dots; ConfigError when unusable.
-
-    Example: '../x/NG138 2025.pdf' -> 'NG138 2025.pdf'; '..pdf' -> ConfigError (nothing before .pdf)
-    """
-    if "\x00" in name:
-        raise ConfigError(f"upload name {name!r} contains a NUL byte; rename the file and upload it again")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ConfigError(f"upload name {name!r} contains a control character; rename the file and upload it again")
-    clean = Path(name.replace("\\", "/")).name.lstrip(".")
-    if not clean.lower().endswith(".pdf") or not clean[:-4].strip(" ."):
-        raise ConfigError(f"upload name {name!r} leaves no usable name (a name, then .pdf) once folders and leading "
-                          "dots are removed; rename the file (e.g. NG138_2025.pdf) and upload it again")
-    if len(clean.encode("utf-8")) > 255:
-        raise ConfigError(f"upload name {clean[:40]!r}... is longer than 255 bytes; rename the file shorter")
-    return clean
-
-
-def save_upload(home: Path, name: str, data: bytes) -> Path:
-    """Keep an uploaded PDF under <home>/uploads/<hash>/<name> (its name carries family and version).
-
-    Example: (home, '../x/NG138 2025.pdf', b'...') -> home/uploads/<12 hex>/NG138 2025.pdf
-    """
-    clean = upload_name(name)
-    folder = home / "uploads" / sha256_hex(data, 12)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / clean
-    path.write_bytes(data)
-    return path
 
 
 def run_ingest(paths: list[Path], settings: Settings, embedder, family: str | None, version: str | None,
