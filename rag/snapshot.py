@@ -149,7 +149,7 @@ def load_snapshot(home: Path, embedder_id: str, gen_id: str | None = None) -> Sn
     gen_id = gen_id or published_generation(home)
     if not gen_id:
         raise IndexError_(f"nothing is published in {home}; run `guideline-qa ingest PATH` first")
-    files, cpu_index = read_generation(home, gen_id, embedder_id)
+    files, cpu_index = read_generation(home, gen_id, embedder_id, mapped=True)
     store = Store(database_path(home), readonly=True)
     try:
         statuses: dict[str, str] = files.manifest.get("documents", {})
