@@ -29,12 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer, then print it (text with sources, or JSON); an abstention is a success."""
     from cli.main import filters_from, settings_from
+    from rag import audit
     from rag.qa import QA
 
     if args.k is not None and args.k < 1:
         raise ConfigError(f"-k {args.k}: must be at least 1")
     qa = QA(settings_from(args))
     answer = qa.answer(args.question, filters=filters_from(args), generator=args.generator, k=args.k)
+    audit.record(qa.settings, answer, "cli", audit.os_user())  # never fails the answer: logs a failure
     print(json.dumps(answer.to_json(), indent=1) if args.json else format_answer(answer))
     return 0
 

@@ -62,7 +62,8 @@ def _extensions() -> list[Callable]:
     """Subcommands contributed by the answering, app and evaluation packages (added as they exist)."""
     regs: list[Callable] = []
     for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.backup_cmd", "cli.docs_cmd",
-                "cli.page_cmd", "cli.reindex_cmd", "cli.inspect_cmd"):
+                "cli.page_cmd", "cli.reindex_cmd", "cli.inspect_cmd",
+                "cli.audit_cmd"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -59,6 +59,15 @@ CREATE TABLE IF NOT EXISTS withdrawals (
     who TEXT NOT NULL, at TEXT NOT NULL, gen_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS withdrawals_doc ON withdrawals(doc_id, id);
+-- one row per answer given (rag/audit.py): channel app|api|cli, who, what was cited (JSON); the question
+-- only where GQA_STORE_QUESTIONS allows. A new table, not a new schema: the first writer adds it to an
+-- older file (IF NOT EXISTS), and an older release reading a newer file ignores it.
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, channel TEXT NOT NULL, who TEXT,
+    index_version TEXT NOT NULL, generator TEXT NOT NULL, abstained INTEGER NOT NULL, citations TEXT NOT NULL,
+    question TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 """
 
 DOC_COLUMNS = (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from rag import audit
 from rag.errors import ConfigError, GQAError
 from rag.pages import PageImage, SourceMissing
 from rag.qa import QA
@@ -117,6 +118,7 @@ def _ask(qa: QA, question: str, filters: Filters) -> None:
     except Exception as exc:  # noqa: BLE001 - one line on the page, the traceback in the server log
         st.error(f"No answer could be given: {services.error_line(exc)}")
         return
+    audit.record(qa.settings, answer, "app", services.user_name())  # never fails the answer: logs a failure
     words = views.filters_words(filters.families, filters.doc_types, filters.include_superseded)
     st.session_state["result"] = {"answer": answer, "filters": filters, "filters_text": words,
                                   "rid": uuid.uuid4().hex[:12]}

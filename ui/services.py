@@ -47,6 +47,18 @@ def _load_qa(env: tuple[tuple[str, str], ...]) -> QA:
     return QA(Settings.from_env())
 
 
+def user_name() -> str | None:
+    """Who is asking, for the audit trail: the signed-in user's e-mail (else name) under Streamlit's
+    sign-on (README, Single sign-on); None without it (behind a proxy the app is not told who)."""
+    try:
+        user = st.user
+        if not getattr(user, "is_logged_in", False):
+            return None
+        return str(user.get("email") or user.get("name") or "") or None
+    except Exception:  # noqa: BLE001 - no user information in this run (bare mode, tests): not known
+        return None
+
+
 UNEXPECTED = ("Something went wrong on the server: the details are in its log. Try again; if it happens again, "
               "tell the knowledge team.")
 
