@@ -62,7 +62,7 @@ def _extensions() -> list[Callable]:
     """Subcommands contributed by the answering, app and evaluation packages (added as they exist)."""
     regs: list[Callable] = []
     for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.backup_cmd", "cli.docs_cmd",
-                "cli.page_cmd", "cli.reindex_cmd", "cli.inspect_cmd",
+                "cli.page_cmd", "cli.reindex_cmd", "cli.inspect_cmd", "cli.api_cmd",
                 "cli.audit_cmd"):
         try:
             module = __import__(mod, fromlist=["register"])
@@ -184,25 +184,8 @@ def _name(path: str) -> str:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
-    from ingest.versions import withdrawal_fields
-    from rag.snapshot import database_path
-    from rag.store import Store
-
     settings = settings_from(args)
-    db = database_path(settings.home)
-    docs, events = [], []
-    if db.exists():
-        store = Store(db, readonly=True)
-        try:
-            docs, events = store.documents(), store.withdrawals()
-        finally:
-            store.close()
-    out = [
-        {"file": d.file_name, "title": d.title, "family": d.family, "version": d.version, "type": d.doc_type,
-         "status": d.status, "superseded_by": d.superseded_by, "pages": d.pages, "chunks": d.chunks,
-         "sha256": d.sha256, "ingested_at": d.ingested_at, "doc_id": d.doc_id, **withdrawal_fields(d, events)}
-        for d in docs
-    ]
+    out = documents_json(settings)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -220,6 +203,28 @@ def _cmd_docs(args: argparse.Namespace) -> int:
             print(f"withdrawn {d['file']} (doc {d['doc_id']}) by {d['withdrawn_by']} at {d['withdrawn_at']}: "
                   f"{d['withdrawn_reason']}; `guideline-qa reinstate {d['file']}` serves it again")
     return 0
+
+
+def documents_json(settings) -> list[dict]:
+    """The `docs --json` list (also `GET /v1/documents`): every ingested document, withdrawn ones included."""
+    from ingest.versions import withdrawal_fields
+    from rag.snapshot import database_path
+    from rag.store import Store
+
+    db = database_path(settings.home)
+    docs, events = [], []
+    if db.exists():
+        store = Store(db, readonly=True)
+        try:
+            docs, events = store.documents(), store.withdrawals()
+        finally:
+            store.close()
+    return [
+        {"file": d.file_name, "title": d.title, "family": d.family, "version": d.version, "type": d.doc_type,
+         "status": d.status, "superseded_by": d.superseded_by, "pages": d.pages, "chunks": d.chunks,
+         "sha256": d.sha256, "ingested_at": d.ingested_at, "doc_id": d.doc_id, **withdrawal_fields(d, events)}
+        for d in docs
+    ]
 
 
 def engine_for(args: argparse.Namespace):
@@ -243,16 +248,20 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
     if args.k is not None and args.k < 1:
         raise ConfigError(f"-k {args.k}: must be at least 1")
     question = check_question(args.question)  # the same rules as `ask`: not empty, under 2000 characters
-    engine = engine_for(args)
-    hits = engine.retrieve(question, k=args.k, filters=filters_from(args))
+    hits = engine_for(args).retrieve(question, k=args.k, filters=filters_from(args))
     if args.json:
-        print(json.dumps({"question": question, "hits": [h.to_json() for h in hits]}, indent=1))
+        print(json.dumps(retrieve_json(question, hits), indent=1))
         return 0
     for h in hits:
         print(f"[{h.rank}] {h.score:.3f}  {h.doc.title} ({h.doc.version}, {h.doc.status}) p.{h.chunk.page}"
               f" [printed {h.chunk.page_label}]  {h.chunk.section}")
         print("    " + h.chunk.text[:300].replace("\n", " / "))
     return 0
+
+
+def retrieve_json(question: str, hits) -> dict:
+    """The `retrieve --json` object (also `POST /v1/retrieve`): the question as searched and its hits."""
+    return {"question": question, "hits": [h.to_json() for h in hits]}
 
 
 if __name__ == "__main__":

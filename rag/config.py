@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from rag.errors import ConfigError
@@ -94,6 +94,9 @@ class Settings:
     # Megabytes of rendered page images kept under <home>/pages (about 1,000 pages at 120 dpi); the least
     # recently shown are deleted first.
     page_cache_mb: int = 256
+    # Bearer tokens of the HTTP API (`guideline-qa api`): comma-separated `name:token:role`, role reader or
+    # admin; empty refuses to start the API. A secret: set it in the environment only, never shown in repr.
+    api_tokens: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
