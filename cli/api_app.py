@@ -120,11 +120,12 @@ Reader = Annotated[Token, Depends(caller)]
 Admin = Annotated[Token, Depends(admin)]
 
 
-def _answered(answer: Answer, who: Token, channel: str) -> None:
-    """The one place where an answer given through the API is recorded (the audit trail, issue 14 item 2,
-    is called from here). Never logs the question text."""
-    log.debug("answered for %s via %s from generation %s (abstained %s)", who.name, channel,
-              answer.index_version, answer.abstained)
+def _answered(qa, answer: Answer, who: Token) -> None:
+    """The one place where an answer given through the API is recorded: its audit row (rag.audit), under
+    the token's name; the question text only where GQA_STORE_QUESTIONS allows. Never fails the answer."""
+    from rag import audit
+
+    audit.record(qa.settings, answer, "api", who.name)
 
 
 def create_app(qa, tokens: tuple[Token, ...]) -> FastAPI:
@@ -161,7 +162,7 @@ def _routes(app: FastAPI) -> None:
     def ask(body: AskBody, who: Reader, request: Request) -> dict:
         qa = request.app.state.qa
         answer = qa.answer(body.question, filters=body.filters(), generator=body.generator, k=body.k)
-        _answered(answer, who, "api")
+        _answered(qa, answer, who)
         return answer.to_json()
 
     @app.post("/v1/retrieve", summary="The passages retrieved, as `guideline-qa retrieve --json`")

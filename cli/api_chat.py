@@ -82,8 +82,9 @@ def chat_completions(body: ChatBody, who: Reader, request: Request):
         raise ApiError(404, f"model {body.model!r} is not served here; use {MODEL!r} (GET /v1/models)")
     question = last_question(body.messages)
     # the whole answer is made (and its citations verified) before anything is sent, also when streamed
-    answer = request.app.state.qa.answer(question)
-    _answered(answer, who, "api-chat")
+    qa = request.app.state.qa
+    answer = qa.answer(question)
+    _answered(qa, answer, who)
     cid, created, text = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), chat_text(answer)
     if body.stream:
         return StreamingResponse(_chunks(cid, created, text, _extra(answer)), media_type="text/event-stream",

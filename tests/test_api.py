@@ -227,6 +227,18 @@ def test_chat_stream_is_openai_chunks_ending_in_done(client):
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["citations"] == whole["citations"]
 
 
+def test_every_answer_writes_an_audit_row_under_the_token_name(client, settings):
+    from rag import audit
+
+    ask = client.post("/v1/ask", json={"question": QUESTION}, headers=READER).json()
+    client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]}, headers=READER)
+    client.post("/v1/retrieve", json={"question": QUESTION}, headers=READER)  # passages only: not an answer
+    rows = audit.rows(settings)
+    assert [(r["channel"], r["who"]) for r in rows] == [("api", "ehr"), ("api", "ehr")]
+    assert rows[0]["index_version"] == ask["index_version"]
+    assert [c["chunk_id"] for c in rows[0]["citations"]] == [c["chunk_id"] for c in ask["citations"]]
+
+
 def test_models_lists_guideline_qa(client):
     data = client.get("/v1/models", headers=READER).json()
     assert [m["id"] for m in data["data"]] == ["guideline-qa"]
