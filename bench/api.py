@@ -82,6 +82,8 @@ def client_loop(url: str, token: str, end: float, seed: int, out: list[dict]) ->
 
 def run(home: Path, args: argparse.Namespace) -> dict:
     """Start the API, warm it up, then the clients and the publisher together; the figures."""
+    from rag import audit
+    from rag.config import Settings
     from rag.snapshot import published_generation
 
     side = Path(tempfile.mkdtemp(prefix="gqa-api-gens-"))
@@ -107,11 +109,14 @@ def run(home: Path, args: argparse.Namespace) -> dict:
         out = {"clients": args.clients, "seconds": args.seconds, "publishes": published,
                "requests": len(rows), **check(rows, side, initial)}
         out["requests_per_s"] = round(len(rows) / args.seconds, 2)
-        return out
     finally:
         api.terminate()
         api.wait(30)
-        shutil.rmtree(side, ignore_errors=True)
+    # an audit row that could not be written is one log line of the server (the answer is still given)
+    out["audit_rows_not_written"] = (side / "api.log").read_text().count("audit row not written")
+    out["audit_rows"] = len(audit.rows(Settings.from_env(home=home)))  # the warm-up's included
+    shutil.rmtree(side, ignore_errors=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=1))
         return 0
     print(f"machine: {out['machine']}; {out['clients']} clients for {out['seconds']} s; {out['publishes']} publishes")
-    cols = ["requests", "errors", "requests_per_s", "p50_s", "p95_s", "generations_seen", "not_from_named_generation"]
+    cols = ["requests", "errors", "requests_per_s", "p50_s", "p95_s", "generations_seen", "not_from_named_generation",
+            "audit_rows", "audit_rows_not_written"]
     print("".join(f"{c:>27}" for c in cols))
     print("".join(f"{out[c]!s:>27}" for c in cols))
     for e in out["error_samples"]:
