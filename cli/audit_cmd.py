@@ -10,7 +10,7 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `audit` subcommand."""
-    s = sub.add_parser("audit", help="export the audit trail: one row per answer given (app, api, cli)")
+    s = sub.add_parser("audit", help="export the audit trail: one row per answer given (app, api, mcp, cli)")
     s.add_argument("--since", metavar="DATE",
                    help="only answers from DATE on: YYYY-MM-DD (midnight UTC) or an ISO 8601 time")
     s.add_argument("--format", dest="fmt", choices=["csv", "json"], default="csv",

@@ -63,7 +63,7 @@ def _extensions() -> list[Callable]:
     regs: list[Callable] = []
     for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.backup_cmd", "cli.docs_cmd",
                 "cli.page_cmd", "cli.reindex_cmd", "cli.inspect_cmd", "cli.api_cmd",
-                "cli.audit_cmd"):
+                "cli.audit_cmd", "cli.mcp_cmd"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -1,4 +1,4 @@
-"""The audit trail for clinical governance: one row per answer given through the app, the API or the CLI.
+"""The audit trail for clinical governance: one row per answer given through the app, the API, the CLI or MCP.
 
 Each row holds the time (UTC), the channel, who asked (an API token's name, the signed-in user, the OS
 user), the index version, the cited documents, pages and chunks, whether it abstained and the generator;
@@ -24,7 +24,7 @@ from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("app", "api", "cli")
+CHANNELS = ("app", "api", "cli", "mcp")  # mcp: `guideline-qa mcp`, an agent host's tool calls
 COLUMNS = ("id", "at", "channel", "who", "index_version", "generator", "abstained", "citations", "question")
 
 
@@ -51,7 +51,7 @@ def record(settings: Settings, answer: Answer, channel: str, who: str | None = N
            now: datetime | None = None) -> bool:
     """Write one audit row for an answer just given; True when written.
 
-    `channel` is app, api or cli; `who` the API token's name or the user (None: not known). A failure
+    `channel` is app, api, cli or mcp; `who` the API token's name or the user (None: not known). A failure
     to write (a locked or read-only database, a full disk) is logged in one line, without the question,
     and returns False: an audit failure never fails the answer it records.
     """

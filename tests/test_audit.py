@@ -180,5 +180,5 @@ def test_a_file_from_before_the_audit_table_gets_it_on_the_first_answer(home, se
 
 
 def test_an_unknown_channel_is_a_programming_error(home, settings, hash_embedder):
-    with pytest.raises(ValueError, match="'web' is not one of app, api, cli"):
+    with pytest.raises(ValueError, match="'web' is not one of app, api, cli, mcp"):
         audit.record(settings, answer_of(settings, hash_embedder), "web")
