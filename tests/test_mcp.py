@@ -142,9 +142,18 @@ async def _over_stdio(home: Path, errlog, *calls):
     script = Path(sys.executable).with_name("guideline-qa")  # the console script, as a host runs it
     command, args = (str(script), []) if script.exists() else (sys.executable, ["-m", "cli.main"])
     params = StdioServerParameters(command=command, args=[*args, "-v", "mcp"], env=env, cwd=str(ROOT))
-    async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as s:
+    unreadable: list[Exception] = []  # a line of stdout that is no protocol message arrives here
+
+    async def on_message(message) -> None:
+        if isinstance(message, Exception):
+            unreadable.append(message)
+
+    async with stdio_client(params, errlog=errlog) as (read, write), \
+            ClientSession(read, write, message_handler=on_message) as s:
         await s.initialize()
-        return [await c(s) for c in calls]
+        results = [await c(s) for c in calls]
+    assert unreadable == []
+    return results
 
 
 @pytest.mark.slow
