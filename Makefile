@@ -11,24 +11,33 @@ export HF_HUB_OFFLINE := 1
 export RAGAS_DO_NOT_TRACK := true
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup setup-dev browser ocr run ingest-demo test test-fast test-slow bench lint clean
+.PHONY: setup setup-dev lock browser ocr run ingest-demo test test-fast test-slow bench lint clean
 
 setup: $(VENV)/.setup-$(FAISS) ocr
 
-$(VENV)/.setup-$(FAISS): pyproject.toml
+# requirements/lock.txt pins every package (`make lock` regenerates it from a `make setup-dev` environment).
+LOCK   := requirements/lock.txt
+
+$(VENV)/.setup-$(FAISS): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, from the local CPU wheel: a bare `torch` would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
 	@if [ "$(FAISS)" = "gpu" ]; then $(BIN)/pip uninstall --quiet -y faiss-cpu; else $(BIN)/pip uninstall --quiet -y faiss-gpu; fi
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $@
 
 setup-dev: $(VENV)/.setup-dev-$(FAISS)
 
 $(VENV)/.setup-dev-$(FAISS): $(VENV)/.setup-$(FAISS)
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS),eval,dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[$(EXTRAS),eval,dev]'
 	touch $@
+
+# Pin the whole environment again after changing pyproject.toml's dependencies (tests/test_lock.py checks
+# that every declared requirement is pinned, and pinned within its declared range).
+lock: setup-dev
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS),eval,dev]'
+	$(BIN)/python requirements/lock.py
 
 # Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; `playwright install` cannot work offline).
 browser:
