@@ -20,12 +20,10 @@ from rag import synonyms
 from rag.answer_config import DEFAULT, AnswerConfig
 from rag.embedder import Embedder
 from rag.query import SECTIONS, Query, band_contains
-from rag.text import numbers_with_units, split_sentences, squash, stems
+from rag.text import PREFIX, numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
 from rag.units import Unit, context, units
 
-# Terms are compared by their first letters, so 'titrated' meets 'titration'.
-PREFIX = 6
 VERB_ENDINGS = ("ed", "ing", "en", "ly")
 # English prefixes that make a word about the same thing as its rest ('reassess', 'pretreatment', 'nonadherence').
 DERIVATIONAL = ("re", "pre", "non", "un", "dis", "mis", "co")

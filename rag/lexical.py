@@ -17,11 +17,10 @@ import numpy as np
 
 from rag.abbreviations import definitions
 from rag.bm25 import BM25, Postings, tokenize
-from rag.text import stems
+from rag.text import PREFIX, stems  # PREFIX: the letters prefix_df counts
 
 log = logging.getLogger(__name__)
 
-PREFIX = 6  # letters compared by prefix_df (see rag.extractive.unsupported_terms)
 FOLDER = "lexical"  # inside a generation folder
 TABLES_VERSION = 1
 

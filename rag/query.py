@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rag import synonyms
-from rag.text import content_words, stems
+from rag.text import PREFIX, content_words, stems
 from rag.types import Document
 from rag.values import Value, band_contains, parse_values
 
@@ -107,9 +107,8 @@ TITLE_WORDS_NAMING_NONE = frozenset(
     "august september october november december".split())
 # How a combination's name joins its components ('artemether + lumefantrine').
 _COMBINATION = re.compile(r" \+ |/| and ")
-# Words of the question shorter than this name a subject only by exact match; longer ones by this many
-# first letters ('malarial' meets 'malaria', 'schistosome' 'schistosomiasis').
-PREFIX = 6
+# Words of the question shorter than PREFIX (rag.text) name a subject only by exact match; longer ones by
+# that many first letters ('malarial' meets 'malaria', 'schistosome' 'schistosomiasis').
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,11 @@ def content_words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z0-9][a-z0-9*/.-]*[a-z0-9*]|[a-z0-9]", text.lower()) if w not in STOPWORDS]
 
 
+# Terms are compared by their first letters, so 'titrated' meets 'titration', 'malarial' 'malaria' (subject
+# matching, term coverage, the library's prefix frequencies).
+PREFIX = 6
+
+
 def stems(text: str) -> list[str]:
     """Content words with a light plural fold, for term-coverage checks.
 
