@@ -56,7 +56,6 @@ def pick_device(requested: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-
 def default_batch_size(device: str) -> int:
     """Texts per forward pass when none is configured: 16 on a CPU, 64 on an accelerator.
 
@@ -248,7 +247,7 @@ class SentenceTransformerEmbedder:
                 if enc is None or reference is None:  # no export, or one made before probe vectors were saved
                     enc = onnx_encoder.OnnxEncoder(folder, cache_dir, threads, self.max_seq_length,
                                                    st_model=self.model)
-                    reference = self._fp32(probe)
+                    reference = self._encode_in("fp32", probe)
                     enc.save_reference(reference)
                 diff = float(np.abs(enc.encode(probe) - reference).max())
             except Exception as exc:  # an export problem of an unusual model: torch still answers
@@ -262,13 +261,13 @@ class SentenceTransformerEmbedder:
         log.info("short inputs run on torch: %s", why)
         return None
 
-    def _fp32(self, texts: list[str]) -> np.ndarray:
-        """torch's vectors in fp32, whatever the precision in use."""
-        precision, self.precision = self.precision, "fp32"
+    def _encode_in(self, precision: str, texts: list[str]) -> np.ndarray:
+        """torch's vectors in `precision`, whatever the precision in use (which is kept)."""
+        before, self.precision = self.precision, precision
         try:
             return self._encode(texts)
         finally:
-            self.precision = precision
+            self.precision = before
 
     def _checked_precision(self, requested: str) -> str:
         """The precision to encode in: the requested one if the hardware has it and a probe agrees with
@@ -291,16 +290,13 @@ class SentenceTransformerEmbedder:
         return "fp32"
 
     def _probe(self, wanted: str) -> str:
-        """Why `wanted` may not be used ('' when its probe vectors agree with fp32's); leaves fp32 set."""
+        """Why `wanted` may not be used ('' when its probe vectors agree with fp32's); keeps the precision."""
         probes = list(PRECISION_PROBES)
-        exact = self._encode(probes)
-        self.precision = wanted
+        exact = self._encode_in("fp32", probes)
         try:
-            low = self._encode(probes)
+            low = self._encode_in(wanted, probes)
         except Exception as exc:  # an operator without a low-precision kernel on this device
             return f"{wanted} failed on the probe ({type(exc).__name__}: {exc})"
-        finally:
-            self.precision = "fp32"
         worst = float((exact * low).sum(axis=1).min())
         if worst < MIN_PROBE_COSINE:
             return f"{wanted} vectors differ from fp32 (probe cosine {worst:.5f} < {MIN_PROBE_COSINE})"

@@ -14,6 +14,7 @@ imports torch or sentence-transformers (about 6 s of a reader's start on 2 cores
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -72,23 +73,6 @@ def folder_shape(model_dir: Path) -> tuple[int, int] | None:
     if not pooling.get("pooling_mode_mean_tokens") or any(pooling.get(k) for k in others):
         return None
     return int(pooling["word_embedding_dimension"]), int(seq)
-
-
-def mean_pooled(st_model: Any) -> bool:
-    """True when the model is Transformer -> mean Pooling (-> Normalize), the one shape exported here."""
-    from sentence_transformers.models import Normalize, Pooling, Transformer
-
-    mods = list(st_model)
-    if len(mods) not in (2, 3) or not isinstance(mods[0], Transformer) or not isinstance(mods[1], Pooling):
-        return False
-    if len(mods) == 3 and not isinstance(mods[2], Normalize):
-        return False
-    return getattr(mods[1], "pooling_mode", None) == "mean" or (
-        bool(getattr(mods[1], "pooling_mode_mean_tokens", False))
-        and not any(getattr(mods[1], f"pooling_mode_{m}", False)
-                    for m in ("cls_token", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens",
-                              "lasttoken"))
-    )
 
 
 def export_path(model_dir: Path, cache_dir: Path | None) -> Path:
@@ -179,7 +163,7 @@ _FEATURES = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type
 
 def features(tok: Any, texts: list[str], lock: threading.Lock | None = None) -> dict[str, np.ndarray]:
     """int64 model inputs for texts (stripped, as sentence-transformers strips them), padded to the longest."""
-    with lock or threading.Lock():
+    with lock or contextlib.nullcontext():
         encodings = tok.encode_batch([t.strip() for t in texts])
     return {k: np.array([getattr(e, attr) for e in encodings], dtype=np.int64) for k, attr in _FEATURES.items()}
 

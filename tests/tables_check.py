@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.index import generations_dir
-from rag.lexical import Lexical
+from rag.lexical import Lexical, row_text
 from rag.snapshot import load_snapshot, published_generation
 
 QUERIES = ("warfarin dose INR", "metformin renal eGFR lactic acidosis", "gout flare allopurinol 10 mg",
@@ -21,7 +21,7 @@ def assert_tables_as_rebuilt(home: Path, embedder_id: str) -> None:
     saved = Lexical.load(generations_dir(home) / gen, snap.size)
     assert saved is not None, "the publish wrote no lexical tables"
     chunks = list(snap.chunks)
-    fresh = Lexical.build([(c.doc_id, f"{snap.docs[c.doc_id].title} {c.section} {c.text}") for c in chunks])
+    fresh = Lexical.build([(c.doc_id, row_text(snap.docs[c.doc_id].title, c.section, c.text)) for c in chunks])
     for q in QUERIES:
         np.testing.assert_allclose(saved.scores(q), fresh.scores(q), rtol=1e-5, atol=1e-6)
     assert (saved.size, saved.df, saved.prefix_df) == (fresh.size, fresh.df, fresh.prefix_df)
