@@ -30,13 +30,13 @@ $(VENV)/.setup-$(FAISS): pyproject.toml $(LOCK)
 setup-dev: $(VENV)/.setup-dev-$(FAISS)
 
 $(VENV)/.setup-dev-$(FAISS): $(VENV)/.setup-$(FAISS)
-	$(BIN)/pip install --quiet -c $(LOCK) -e '.[$(EXTRAS),eval,dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[$(EXTRAS),postgres,cluster,eval,dev]'
 	touch $@
 
 # Pin the whole environment again after changing pyproject.toml's dependencies (tests/test_lock.py checks
 # that every declared requirement is pinned, and pinned within its declared range).
 lock: setup-dev
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS),eval,dev]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS),postgres,cluster,eval,dev]'
 	$(BIN)/python requirements/lock.py
 
 # Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; `playwright install` cannot work offline).
