@@ -28,9 +28,10 @@ VERB_ENDINGS = ("ed", "ing", "en", "ly")
 # English prefixes that make a word about the same thing as its rest ('reassess', 'pretreatment', 'nonadherence').
 DERIVATIONAL = ("re", "pre", "non", "un", "dis", "mis", "co")
 STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
-# Openings that refer back to the sentence before ('Thus, amoxicillin should not be given ...').
-_ANAPHOR = re.compile(r"(?:thus|therefore|hence|consequently|however|this|these|those|such|it|they|in these|in such)\b",
-                      re.I)
+# Openings that refer back to the sentence before ('Thus, amoxicillin should not be given ...'), and a
+# list of examples, which names instances of what the unit before says ('Examples: topiramate, ...').
+_ANAPHOR = re.compile(r"(?:(?:thus|therefore|hence|consequently|however|this|these|those|such|it|they|in these"
+                      r"|in such|for example)\b|examples?\s*:|e\.g\.)", re.I)
 # The units of an amount given (a dose, a volume, a count of tablets), as rag.text.numbers_with_units writes them.
 _DOSE_UNIT = re.compile(r"(?:mg|mcg|µg|microgram|g|ml|l|iu|unit|mmol|tablet|capsule|dose)(?:/.*)?$")
 # A cross-reference: '(5.1)', '(2.1, 2.3)', '[see Warnings and Precautions (5.4)]'.
@@ -190,6 +191,18 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     ciprofloxacin label.
     """
     named = named_prefixes(query)
+    last = _last_positions(scored)
+
+    def _step(a: Candidate, b: Candidate) -> int | None:
+        """1 when b is the unit right after a in reading order, the next passage's first one included."""
+        ka, kb = a.hit.chunk, b.hit.chunk
+        if ka.chunk_id == kb.chunk_id:
+            return b.position - a.position
+        if (ka.doc_id, ka.cut, ka.ordinal + 1) == (kb.doc_id, kb.cut, kb.ordinal) and b.position == 0 \
+                and a.position == last.get(ka.chunk_id):
+            return 1
+        return None
+
     pool = [c for c in scored if not query.subjects or about(c, query, named)]
     if not pool:
         return [], True
@@ -210,11 +223,10 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         before a lead that refers back to it, or the first word of another document the question names."""
         share = sum(idf(t) for t in c.terms - covered) / total
         stated = {a for x in chosen for a in numbers_with_units(x.text)} | asked
-        amounts = bool(set(numbers_with_units(c.text)) - stated)
-        same = c.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
-        follows = same and c.position == lead.position + 1
+        amounts = (query.asks_number or "dosing" in query.intents) and bool(set(numbers_with_units(c.text)) - stated)
+        follows = _step(lead, c) == 1
         # a lead that starts 'Thus, ...' or 'These patients ...' says what it says only after the one before
-        grounds = same and c.position == lead.position - 1 and bool(_ANAPHOR.match(lead.text))
+        grounds = _step(c, lead) == 1 and bool(_ANAPHOR.match(lead.text))
         # another document the question names, by a unit that also says something the quotes do not
         other = share > 0 and c.hit.doc.doc_id in query.subjects and \
             c.hit.doc.family not in {x.hit.doc.family for x in chosen}
@@ -239,6 +251,14 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         # a question asking for a number is answered only by a quoted number for what it asks about
         return [], True
     return [lead] + sorted(chosen[1:], key=lambda c: (c.hit.rank, c.position)), False
+
+
+def _last_positions(scored: list[Candidate]) -> dict[str, int]:
+    """The position of each passage's last unit among the candidates (all of a read passage's units)."""
+    last: dict[str, int] = {}
+    for c in scored:
+        last[c.hit.chunk.chunk_id] = max(c.position, last.get(c.hit.chunk.chunk_id, -1))
+    return last
 
 
 def states_number(text: str) -> bool:

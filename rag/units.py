@@ -27,6 +27,8 @@ _AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\
 # www.fda.gov/medwatch') gives an address, not a clinical statement: a web address and a phone number.
 _WEB = re.compile(r"\bwww\.\S+|\bhttps?://\S+", re.I)
 _PHONE = re.compile(r"\b1-\s?\d{3}-[\dA-Z]{3}-[\dA-Z]{4}\b|\(\d{3}\)\s?\d{3}-\d{4}")
+# A numbered section title's start ('2.1 Dosing', '5.12 Serious').
+_SECTION_NUMBER = re.compile(r"(?<![\d.,])\b\d{1,2}\.\d{1,2}\s+[A-Z][a-z]")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
 MIN_WORDS = 3
 _FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with without into versus vs".split())
@@ -98,7 +100,8 @@ def quotable(text: str, kind: str) -> bool:
     """Whether a unit says something by itself: not a heading, a question line, a fragment, a contents
     entry or a bibliography entry.
 
-    Example: 'What is type 2 diabetes?' -> False; 'DOSAGE AND ADMINISTRATION' -> False;
+    Example: 'What is type 2 diabetes?' -> False; 'DOSAGE AND ADMINISTRATION' -> False; '( 2.1 , 2.2 )' -> False;
+        '2.1 Dosing for Adults 2.2 Dosing in Neonates' -> False;
         'Steinmann P, Keiser J, Bos R. Schistosomiasis and water resources.' -> False;
         'To report SUSPECTED ADVERSE REACTIONS, contact FDA at 1-800-FDA-1088 or www.fda.gov/medwatch.' -> False;
         'Take 500 mg twice daily with meals.' -> True
@@ -108,8 +111,10 @@ def quotable(text: str, kind: str) -> bool:
         return False
     if kind == "row":
         return len(words) >= 2 and any(ch.isalnum() for ch in text)
-    if len(words) < MIN_WORDS or text.endswith("?"):
+    if sum(any(ch.isalpha() for ch in w) for w in words) < MIN_WORDS or text.endswith("?"):
         return False
+    if len(_SECTION_NUMBER.findall(text)) >= 2 and text.rstrip()[-1:] not in ".;:":
+        return False  # section titles run together: a list of contents ('2.1 Dosing for ... 2.2 Dosing in ...')
     return not heading(text)
 
 

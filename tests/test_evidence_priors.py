@@ -314,6 +314,50 @@ def test_a_lead_that_refers_back_is_supported_by_the_sentence_before() -> None:
     assert [c.text for c in alone] == [lead.text]
 
 
+def test_the_unit_after_the_lead_is_quoted_across_a_passage_boundary() -> None:
+    # A Drug Facts alert whose next line (the symptoms, what to do) was cut into the next passage.
+    first = candidate("Liver warning: this product contains acetaminophen.", title="ACETAMINOPHEN TABLETS",
+                      section="Warnings")
+    lead = replace(first, text="Allergy alert: acetaminophen may cause severe skin reactions.", position=3, score=0.6)
+    nxt = replace(first, hit=replace(first.hit, chunk=replace(first.hit.chunk, chunk_id="next", ordinal=1), rank=2),
+                  text="Symptoms may include: blisters. If a skin reaction occurs, stop use.", position=0,
+                  score=0.5)
+    q = query("What skin reactions does the acetaminophen label warn about?", [lead])
+    terms = frozenset({"skin", "reaction", "acetaminophen"})
+    picked, _ = select(q, [replace(first, score=0.2), replace(lead, terms=terms), replace(nxt, terms=terms)],
+                       lambda t: 1.0)
+    assert [c.text for c in picked] == [lead.text, nxt.text]
+    # the next passage's first unit does not follow a unit that is not its passage's last
+    later = replace(first, text="Do not use with other drugs containing acetaminophen.", position=4, score=0.2)
+    picked, _ = select(q, [later, replace(lead, terms=terms), replace(nxt, terms=terms)], lambda t: 1.0)
+    assert [c.text for c in picked] == [lead.text]
+
+
+def test_a_list_of_examples_is_quoted_with_the_statement_it_exemplifies() -> None:
+    def unit(text: str, position: int, score: float) -> Candidate:
+        c = candidate(text, title="METFORMIN HYDROCHLORIDE TABLETS", section="7 DRUG INTERACTIONS")
+        return replace(c, position=position, score=score)
+
+    before = unit("Intervention: Consider more frequent monitoring of these patients.", 2, 0.4)
+    lead = unit("Examples: topiramate, zonisamide, acetazolamide or dichlorphenamide.", 3, 0.6)
+    q = query("Does acetazolamide interact with metformin?", [lead])
+    picked, _ = select(q, [replace(before, hit=lead.hit), lead], lambda t: 1.0)
+    assert [c.text for c in picked] == [lead.text, before.text]
+
+
+def test_numbers_a_question_does_not_ask_for_are_no_reason_to_quote() -> None:
+    lead = replace(candidate("Allergy alert: acetaminophen may cause severe skin reactions.",
+                             title="ACETAMINOPHEN TABLETS", section="Warnings"), score=0.6)
+    days = replace(lead, text="Stop use and ask a doctor if pain lasts more than 10 days.", position=5, score=0.5)
+    terms = frozenset({"skin", "reaction", "acetaminophen"})
+    ask = query("What skin reactions does the acetaminophen label warn about?", [lead])
+    picked, _ = select(ask, [replace(lead, terms=terms), replace(days, terms=terms)], lambda t: 1.0)
+    assert [c.text for c in picked] == [lead.text]
+    ask = query("How long can acetaminophen be used for pain before asking a doctor?", [lead])
+    picked, _ = select(ask, [replace(lead, terms=terms), replace(days, terms=terms)], lambda t: 1.0)
+    assert days.text in [c.text for c in picked]
+
+
 def test_an_abbreviation_the_document_defines_counts_as_its_long_form() -> None:
     item = candidate("Pediatric Patients 10 Years and Older with HeFH: start at 10 mg once daily.",
                      title="ATORVASTATIN CALCIUM TABLETS", section="2.4 Pediatric Dosage")

@@ -28,6 +28,9 @@ def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRA
     ("Pediatrics. 1996;69:83-89 reported no malformations in exposed infants.", False),
     ("To report SUSPECTED ADVERSE REACTIONS, contact FDA at 1-800-FDA-1088 or www.fda.gov/medwatch.", False),
     ("In case of overdose, contact a Poison Control Center right away (1-800-222-1222).", True),
+    ("( 2.1 , 2.2 , 2.3 )", False),  # cross-references alone
+    ("2.1 Dosing for Adult and Pediatric Patients > 3 Months of Age 2.2 Dosing in Neonates and Infants", False),
+    ("Give 2.5 mg daily; see 5.1 Bleeding and 5.2 Necrosis.", True),  # a sentence citing two sections
 ])
 def test_quotable(text: str, ok: bool) -> None:
     assert quotable(text, "sentence") is ok
