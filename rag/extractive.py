@@ -338,8 +338,16 @@ def technical_terms(query: Query, common: Callable[[str], bool]) -> set[str]:
 
 
 def _everyday(term: str, common: Callable[[str], bool]) -> bool:
-    # the plural fold of rag.text.stems turns 'versus' into 'versu': ask about the word as written too
-    return common(term) or common(term + "s")
+    # the plural fold of rag.text.stems turns 'versus' into 'versu': ask about the word as written too;
+    # an inflected everyday verb is split into word pieces ('reconciling'): ask about its base form
+    if common(term) or common(term + "s"):
+        return True
+    for end in ("ing", "ed"):
+        base = term[: -len(end)]
+        if term.endswith(end) and len(base) >= 3:
+            forms = {base, base + "e"} | ({base[:-1]} if base[-1] == base[-2] else set())
+            return any(common(f) for f in forms)
+    return False
 
 
 @lru_cache(maxsize=4096)

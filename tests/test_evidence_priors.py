@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.answer_config import DEFAULT
-from rag.extractive import Candidate, candidates, rerank, score_candidates, select
+from rag.extractive import Candidate, candidates, rerank, score_candidates, select, technical_terms
 from rag.query import Library, formulations, understand
 from rag.types import Chunk, Document, Hit
 
@@ -415,3 +415,12 @@ def test_a_prefixed_word_is_supported_by_its_rest() -> None:
     rare = {"reasse": 0, "assess": 0}.get
     assert unsupported_terms(q, [survey.hit], lambda p: rare(p, 50), 1000) == []
     assert unsupported_terms(q, [other.hit], lambda p: rare(p, 50), 1000) == ["reassess"]
+
+
+def test_an_inflected_everyday_verb_names_nothing() -> None:
+    # the tokenizer splits 'reconciling' into pieces though 'reconcile' is one: the asker's verb, not a subject
+    whole = {"reconcile", "stop", "list", "strength", "which", "does", "our"}
+    q = query("Which warfarin strengths does the list give? We are reconciling and stopping stock.", [])
+    assert technical_terms(q, lambda w: w in whole) >= {"warfarin"}
+    assert not technical_terms(q, lambda w: w in whole) & {"reconciling", "stopping"}
+    assert {"reconciling", "stopping"} <= technical_terms(q, lambda w: w in whole - {"reconcile", "stop"})
