@@ -146,12 +146,12 @@ def create_app(qa, tokens: tuple[Token, ...]) -> FastAPI:
 def _routes(app: FastAPI) -> None:
     @app.get("/v1/health", summary="Status, index version, documents and uptime (no token needed)")
     def health(request: Request) -> JSONResponse:
-        from rag.snapshot import published_generation
+        from rag.storage import published
 
         state = request.app.state
         out: dict = {"status": "ok", "index_version": None, "documents": 0, "passages": 0,
                      "uptime_s": round(time.time() - state.started, 1)}
-        if published_generation(state.qa.settings.home) is None:
+        if published(state.qa.settings) is None:
             return JSONResponse({**out, "status": "unavailable", "error": _nothing(state.qa)}, 503)
         snap = state.qa.engine.view().snap
         out |= {"index_version": snap.gen_id, "passages": snap.size,

@@ -69,10 +69,10 @@ class Jobs:
         Safe only under the guard with no job of ours running: closing the probe's descriptor drops
         this process's record lock (ingest.pipeline.ingest_lock).
         """
-        from ingest.pipeline import ingest_lock
+        from ingest.pipeline import store_lock
 
         try:
-            with ingest_lock(self.settings.home):
+            with store_lock(self.settings):
                 pass
         except GQAError as exc:
             raise ApiError(409, str(exc)) from None

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     p = _Parser(prog="guideline-qa", description="Question answering over clinical guidelines and formularies.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    p.add_argument("--database-url", metavar="URL",
+                   help="keep the whole store in this PostgreSQL database (postgresql://...; default: "
+                        "GQA_DATABASE_URL, else the embedded store in GQA_HOME)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("ingest", help="ingest PDFs (files or folders) and publish a new index")
@@ -63,7 +66,7 @@ def _extensions() -> list[Callable]:
     regs: list[Callable] = []
     for mod in ("cli.answer_cmd", "cli.serve_cmd", "cli.eval_cmd", "cli.backup_cmd", "cli.docs_cmd",
                 "cli.page_cmd", "cli.reindex_cmd", "cli.inspect_cmd", "cli.api_cmd",
-                "cli.audit_cmd", "cli.mcp_cmd"):
+                "cli.audit_cmd", "cli.mcp_cmd", "cli.db_cmd"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
+        _use_database(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code
@@ -99,6 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("guideline-qa: interrupted", file=sys.stderr)
         return 130
+
+
+def _use_database(args: argparse.Namespace) -> None:
+    """--database-url overrides GQA_DATABASE_URL for this command and the processes it starts (the app's
+    server); every command but `db` then refuses a database not upgraded to this release's schema."""
+    if args.database_url is not None:
+        os.environ["GQA_DATABASE_URL"] = args.database_url
+    url = os.environ.get("GQA_DATABASE_URL", "")
+    if url and args.command != "db":
+        from rag.pg.connect import connect
+
+        connect(url).close()  # StoreError, one line: unreachable, bad URL or password, schema not upgraded
 
 
 def _damaged_database(exc: Exception) -> str:

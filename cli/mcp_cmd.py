@@ -92,11 +92,11 @@ def caller(ctx) -> str:
 def _cmd_mcp(args: argparse.Namespace) -> int:
     from cli.main import settings_from
     from rag.qa import QA
-    from rag.snapshot import published_generation
+    from rag.storage import published
 
     settings = settings_from(args)
     server = build(QA(settings))
-    if published_generation(settings.home) is None:  # the tools answer an error naming ingest until then
+    if published(settings) is None:  # the tools answer an error naming ingest until then
         log.warning("nothing is published in %s yet; run `guideline-qa ingest PATH`", settings.home)
     server.run("stdio")  # returns when the host closes stdin
     return 0

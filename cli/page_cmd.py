@@ -51,8 +51,7 @@ def pdf_bytes(home: Path, ref: str) -> tuple[bytes, str]:
     """The PDF that FILE names (a path to a PDF, else an ingested document's name or doc_id) and its name."""
     from ingest.withdraw import find_document
     from rag.pages import read_source
-    from rag.snapshot import database_path
-    from rag.store import Store
+    from rag.storage import read_home
 
     path = Path(ref).expanduser()
     if path.is_file():
@@ -60,10 +59,9 @@ def pdf_bytes(home: Path, ref: str) -> tuple[bytes, str]:
             return path.read_bytes(), path.name
         except OSError as exc:
             raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
-    db = database_path(home)
-    if not db.exists():
+    store = read_home(home)
+    if store is None:
         raise ConfigError(f"{ref!r} is not a file and nothing is ingested in {home}; give a path to a PDF")
-    store = Store(db, readonly=True)
     try:
         doc = find_document(store.documents(), ref, home)
         recorded = store.source_path(doc.doc_id)

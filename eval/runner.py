@@ -33,8 +33,7 @@ from eval.metrics import (
 from rag.config import Settings
 from rag.errors import ConfigError, IndexError_
 from rag.qa import QA
-from rag.snapshot import database_path
-from rag.store import Store
+from rag.storage import for_home, open_store
 from rag.text import is_verbatim
 from rag.types import Answer, sha256_hex
 
@@ -59,7 +58,7 @@ class PageTexts:
     """Gold and cited page texts from the database, looked up by file name or doc id (read-only)."""
 
     def __init__(self, home: Path) -> None:
-        self.store = Store(database_path(home), readonly=True)
+        self.store = open_store(for_home(home), readonly=True)
         self.by_file: dict[str, list[str]] = {}
         for d in self.store.documents():
             self.by_file.setdefault(d.file_name, []).append(d.doc_id)

@@ -18,7 +18,7 @@ from ingest.naming import clean_title, derive_doc_type, derive_family, derive_ve
 from ingest.ocr import extract_with_ocr, mark_ocr
 from rag.config import Settings
 from rag.errors import ConfigError
-from rag.snapshot import database_path
+from rag.storage import exists, open_store
 from rag.store import Store
 from rag.types import Chunk, Document, Page, sha256_hex
 
@@ -32,13 +32,12 @@ def inspect_document(settings: Settings, ref: str, page: int | None = None) -> d
     (an ingested one, by its bytes, is read from the store; any other is read in memory). `page` limits
     it to that PDF page; ConfigError names an unknown document or a page out of range."""
     path = Path(ref).expanduser()
-    db = database_path(settings.home)
     if path.is_file():
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
-        store = Store(db, readonly=True) if db.exists() else None
+        store = open_store(settings, readonly=True) if exists(settings) else None
         try:
             held = store.document_by_sha(sha256_hex(data)) if store else None
             if store is not None and held is not None:
@@ -47,12 +46,12 @@ def inspect_document(settings: Settings, ref: str, page: int | None = None) -> d
             if store is not None:
                 store.close()
         return memory_report(settings, PdfBytes(path.name, data), page)
-    if not db.exists():
+    if not exists(settings):
         raise ConfigError(f"{ref!r} is not a file and nothing is ingested in {settings.home}; give a path to a "
                           "PDF, or ingest it first")
     from ingest.withdraw import find_document
 
-    store = Store(db, readonly=True)
+    store = open_store(settings, readonly=True)
     try:
         return stored_report(store, find_document(store.documents(), ref, settings.home), page)
     finally:

@@ -30,9 +30,10 @@ from ingest.versions import regroup, report_moves, resolve_versions
 from rag import tables
 from rag.config import Settings
 from rag.embedder import Embedder
-from rag.errors import GQAError
+from rag.errors import GQAError, IndexError_
 from rag.index import collect_garbage, generations_dir, new_index, read_generation, write_generation
 from rag.lexical import row_text
+from rag.storage import open_store
 from rag.store import Store, dumps
 from rag.types import Chunk, Document, Page, sha256_hex
 from rag.units import context, units
@@ -107,6 +108,20 @@ _ACTIVE_GUARD = threading.Lock()
 
 
 @contextmanager
+def store_lock(settings: Settings) -> Iterator[None]:
+    """One ingest at a time on the configured store: the home's lock file, or PostgreSQL's advisory lock
+    (held by a connection of its own: a killed ingest's lock goes with its connection)."""
+    if settings.database_url:
+        from rag.pg.connect import advisory_lock
+
+        with advisory_lock(settings.database_url):
+            yield
+    else:
+        with ingest_lock(settings.home):
+            yield
+
+
+@contextmanager
 def ingest_lock(home: Path) -> Iterator[None]:
     """One ingest at a time per home (readers never wait).
 
@@ -143,8 +158,8 @@ def ingest(
     report = IngestReport()
     tick = on_progress or (lambda stage, done, total: None)
     started = time.perf_counter()
-    with ingest_lock(settings.home):
-        store = Store(settings.home / "gqa.sqlite")
+    with store_lock(settings):
+        store = open_store(settings)
         try:
             collect_leftovers(settings, store)
             files, report.failed = collect_pdfs(paths)
@@ -165,6 +180,8 @@ def collect_leftovers(settings: Settings, store: Store) -> None:
     Runs under the ingest lock, so no writer of this home is alive; the published generation and the
     last `keep_generations` stay, and a temporary folder of a live process is never touched.
     """
+    if store.shared:  # no generation folders: a generation is a row, kept
+        return
     keep = store.generations()[-settings.keep_generations:]
     current = store.get_meta("current_generation")
     collect_garbage(settings.home, keep + ([current] if current else []))
@@ -465,20 +482,26 @@ def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, 
     prev_id = store.get_meta("current_generation")
     prev_ids: list[str] = []
     index = None
-    if prev_id:
+    if prev_id and store.shared:
+        prev_ids, index = previous_rows(settings, store, prev_id, embedder.id)
+    elif prev_id:
         try:
             files, index = read_generation(settings.home, prev_id, embedder.id)
             prev_ids = files.chunk_ids
         except GQAError as exc:  # e.g. another embedder: rebuild everything from the cache
             log.warning("rebuilding the index from the embedding cache: %s", exc)
             index, prev_ids = None, []
-    if index is None:
+    if store.shared:  # the chunks carry their vectors in the database: no index to build
+        if not prev_id:
+            prev_ids = [k.chunk_id for d in existing for k in store.chunks_of(d.doc_id)]
+    elif index is None:
         prev_ids = [k.chunk_id for d in existing for k in store.chunks_of(d.doc_id)]
         index = new_index(embedder.dim, len(prev_ids) + sum(len(p.chunks) for p in prepared))
         _add(index, store, store.content_hashes(), prev_ids, embedder)
     new_ids = [k.chunk_id for p in prepared for k in p.chunks]
-    _add(index, store, {k.chunk_id: h for p in prepared for k, h in zip(p.chunks, p.hashes, strict=True)},
-         new_ids, embedder)
+    if index is not None:
+        _add(index, store, {k.chunk_id: h for p in prepared for k, h in zip(p.chunks, p.hashes, strict=True)},
+             new_ids, embedder)
     report.generation = publish_generation(
         settings, store, embedder.id, index, prev_ids + new_ids, docs,
         Update(changes, {doc_id: str(family) for doc_id in moved}),
@@ -500,6 +523,13 @@ def publish_generation(settings: Settings, store: Store, embedder_id: str, index
     fresh = [c for _, _, chunks, _, _ in new_docs or [] for c in chunks] + \
         [c for _, _, _, chunks, _ in update.recuts for c in chunks]
     rows_of = _row_texts(store, docs + [d for d, *_ in new_docs or []], fresh)
+    gen = {"gen_id": gen_id, "created_at": now, "embedder_id": embedder_id, "vectors": len(chunk_ids),
+           "documents": len(statuses)}
+    if store.shared:  # PostgreSQL: the generation is a row (its tables made from rows_of), no folder
+        store.publish(new_docs or [], update.statuses, {**gen, "chunk_ids": chunk_ids, "statuses": statuses,
+                                                         "rows_of": rows_of}, CHUNKER_VERSION,
+                      families=update.families, event=update.event, recuts=update.recuts)
+        return gen_id
     prev = store.get_meta("current_generation")
     prev_dir = generations_dir(settings.home) / prev if prev else None
 
@@ -509,12 +539,23 @@ def publish_generation(settings: Settings, store: Store, embedder_id: str, index
     write_generation(settings.home, gen_id, index, chunk_ids,
                      {"gen_id": gen_id, "embedder_id": embedder_id, "dim": index.d, "created_at": now,
                       "vectors": len(chunk_ids), "documents": statuses}, more)
-    store.publish(new_docs or [], update.statuses,
-                  {"gen_id": gen_id, "created_at": now, "embedder_id": embedder_id,
-                   "vectors": len(chunk_ids), "documents": len(statuses)}, CHUNKER_VERSION,
+    store.publish(new_docs or [], update.statuses, gen, CHUNKER_VERSION,
                   families=update.families, event=update.event, recuts=update.recuts)
     collect_garbage(settings.home, store.generations()[-settings.keep_generations:])
     return gen_id
+
+
+def previous_rows(settings: Settings, store: Store, gen_id: str, embedder_id: str) -> tuple[list[str], object]:
+    """A published generation's chunk ids in row order, and its FAISS index (None in PostgreSQL, where
+    the chunks carry their vectors); IndexError_ when it was built with another embedder."""
+    if store.shared:
+        built = store.generation_embedder(gen_id)
+        if built != embedder_id:
+            raise IndexError_(f"generation {gen_id} was built with embedder {built!r} but the configured one is "
+                              f"{embedder_id!r}; set GQA_EMBED_MODEL back or ingest into a new database")
+        return store.generation_chunk_ids(gen_id), None  # type: ignore[attr-defined]
+    files, index = read_generation(settings.home, gen_id, embedder_id)
+    return files.chunk_ids, index
 
 
 def _row_texts(store: Store, docs: list[Document], fresh: list[Chunk]) -> Callable[[list[str]], list[tuple[str, str]]]:

@@ -33,16 +33,17 @@ from ingest.pipeline import (
     _Prepared,
     _TorchThreads,
     collect_leftovers,
-    ingest_lock,
     parser_failure,
+    previous_rows,
     publish_generation,
+    store_lock,
 )
 from rag.backup import source_file
 from rag.config import Settings
 from rag.embedder import Embedder
 from rag.errors import ConfigError, GQAError
-from rag.index import new_index, read_generation
-from rag.snapshot import database_path
+from rag.index import new_index
+from rag.storage import exists, open_store
 from rag.store import Store
 from rag.types import Document, sha256_hex
 
@@ -84,12 +85,12 @@ def reindex(settings: Settings, embedder: Embedder, families: list[str] | None =
     family the home does not hold. `on_progress("documents", done, total)` after each document.
     """
     home = settings.home
-    if not database_path(home).exists():
+    if not exists(settings):
         raise GQAError(f"nothing is ingested in {home}; run `guideline-qa ingest PATH` first")
     report = ReindexReport()
     started = time.perf_counter()
-    with ingest_lock(home):
-        store = Store(database_path(home))
+    with store_lock(settings):
+        store = open_store(settings)
         try:
             collect_leftovers(settings, store)
             todo = _select(store, families, home, report)
@@ -224,13 +225,15 @@ def _publish(prepared: list[tuple[_Prepared, int]], settings: Settings, embedder
     """The published generation with each re-cut document's chunks replaced by its new cut's, published."""
     prev = store.get_meta("current_generation")
     assert prev is not None  # _check_embedder
-    files, _ = read_generation(settings.home, prev, embedder.id)
+    chunk_ids, _ = previous_rows(settings, store, prev, embedder.id)
     replaced = {k.chunk_id for p, _ in prepared for k in store.chunks_of(p.doc.doc_id)}
-    ids = [c for c in files.chunk_ids if c not in replaced] + [k.chunk_id for p, _ in prepared for k in p.chunks]
-    hash_of = store.content_hashes()
-    hash_of.update({k.chunk_id: h for p, _ in prepared for k, h in zip(p.chunks, p.hashes, strict=True)})
-    # built again from the cache: rows cannot be taken out of an HNSW index
-    index = new_index(embedder.dim, len(ids))
-    _add(index, store, hash_of, ids, embedder)
+    ids = [c for c in chunk_ids if c not in replaced] + [k.chunk_id for p, _ in prepared for k in p.chunks]
+    index = None  # PostgreSQL: the new cut's chunks carry their vectors
+    if not store.shared:
+        hash_of = store.content_hashes()
+        hash_of.update({k.chunk_id: h for p, _ in prepared for k, h in zip(p.chunks, p.hashes, strict=True)})
+        # built again from the cache: rows cannot be taken out of an HNSW index
+        index = new_index(embedder.dim, len(ids))
+        _add(index, store, hash_of, ids, embedder)
     recuts = [(p.doc.doc_id, cut, p.pages, p.chunks, p.hashes) for p, cut in prepared]
     return publish_generation(settings, store, embedder.id, index, ids, store.documents(), Update({}, recuts=recuts))

@@ -14,12 +14,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.pipeline import Update, ingest_lock, publish_generation
+from ingest.pipeline import Update, previous_rows, publish_generation, store_lock
 from ingest.versions import WITHDRAWN, resolve
 from rag.config import Settings
 from rag.errors import ConfigError, GQAError
-from rag.index import read_generation
-from rag.snapshot import database_path
+from rag.storage import exists, open_store
 from rag.store import Store
 from rag.types import Document
 
@@ -66,10 +65,10 @@ def find_document(docs: list[Document], ref: str, home: Path) -> Document:
 def _change(settings: Settings, ref: str, action: str, reason: str, by: str | None) -> dict:
     """Flag or unflag one document, re-resolve every family, publish, and record the event."""
     home = settings.home
-    if not database_path(home).exists():
+    if not exists(settings):
         raise GQAError(f"nothing is ingested in {home}; run `guideline-qa ingest PATH` first")
-    with ingest_lock(home):
-        store = Store(database_path(home))
+    with store_lock(settings):
+        store = open_store(settings)
         try:
             docs = store.documents()
             doc = find_document(docs, ref, home)
@@ -83,10 +82,10 @@ def _change(settings: Settings, ref: str, action: str, reason: str, by: str | No
             embedder_id = store.generation_embedder(prev) if prev else None
             if not prev or not embedder_id:
                 raise GQAError(f"nothing is published in {home}; run `guideline-qa ingest PATH` first")
-            files, index = read_generation(home, prev, embedder_id)
+            chunk_ids, index = previous_rows(settings, store, prev, embedder_id)
             event = {"doc_id": doc.doc_id, "action": action, "reason": reason, "who": operator(by),
                      "at": datetime.now(UTC).isoformat(timespec="seconds")}
-            gen = publish_generation(settings, store, embedder_id, index, files.chunk_ids, after,
+            gen = publish_generation(settings, store, embedder_id, index, chunk_ids, after,
                                      Update(changes, event=event))
         finally:
             store.close()

@@ -13,19 +13,19 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from rag.config import Settings
 from rag.errors import ConfigError
-from rag.snapshot import database_path
+from rag.logbook import AUDIT_COLUMNS
+from rag.storage import exists, open_store
 from rag.store import Store
 from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
 CHANNELS = ("app", "api", "cli", "mcp")  # mcp: `guideline-qa mcp`, an agent host's tool calls
-COLUMNS = ("id", "at", "channel", "who", "index_version", "generator", "abstained", "citations", "question")
+COLUMNS = AUDIT_COLUMNS
 
 
 def _stamp(t: datetime) -> str:
@@ -63,10 +63,7 @@ def record(settings: Settings, answer: Answer, channel: str, who: str | None = N
     try:
         store = _open(settings)
         try:
-            with store.transaction() as c:
-                _purge(c, settings.feedback_retention_days, now)
-                c.execute("INSERT INTO audit(at, channel, who, index_version, generator, abstained, citations, "
-                          "question) VALUES (?,?,?,?,?,?,?,?)", row)
+            store.add_audit(row, _cutoff(settings.feedback_retention_days, now))
         finally:
             store.close()
     except Exception as exc:  # noqa: BLE001 - the answer is still given; the log names the failure
@@ -78,17 +75,12 @@ def record(settings: Settings, answer: Answer, channel: str, who: str | None = N
 def rows(settings: Settings, since: datetime | None = None, now: datetime | None = None) -> list[dict]:
     """The audit rows (those past retention deleted first), oldest first, from `since` on; `citations`
     as a list. [] where nothing was ever ingested."""
-    db = database_path(settings.home)
-    if not db.exists():
+    if not exists(settings):
         return []
     store = _open(settings)
     try:
-        with store.transaction() as c:
-            _purge(c, settings.feedback_retention_days, now or datetime.now(UTC))
-        sql, args = f"SELECT {', '.join(COLUMNS)} FROM audit", []
-        if since is not None:
-            sql, args = sql + " WHERE at >= ?", [_stamp(since)]
-        found = store.conn.execute(sql + " ORDER BY at, id", args).fetchall()
+        found = store.audit_rows(_cutoff(settings.feedback_retention_days, now or datetime.now(UTC)),
+                                 _stamp(since) if since is not None else None)
     finally:
         store.close()
     out = [dict(zip(COLUMNS, r, strict=True)) for r in found]
@@ -111,15 +103,11 @@ def parse_since(text: str) -> datetime:
 
 
 def _open(settings: Settings) -> Store:
-    """A writer connection (which adds the audit table to an older file) that overwrites what it deletes."""
-    store = Store(database_path(settings.home))
-    store.conn.execute("PRAGMA secure_delete=ON")
-    return store
+    """A writer connection to the configured store (SQLite: adds the audit table to an older file and
+    overwrites what it deletes)."""
+    return open_store(settings)
 
 
-def _purge(c: sqlite3.Connection, retention_days: int, now: datetime) -> int:
-    """Delete the rows older than `retention_days`; returns how many."""
-    cur = c.execute("DELETE FROM audit WHERE at < ?", (_stamp(now - timedelta(days=max(0, retention_days))),))
-    if cur.rowcount:
-        log.info("deleted %d audit rows older than %d days", cur.rowcount, retention_days)
-    return cur.rowcount
+def _cutoff(retention_days: int, now: datetime) -> str:
+    """The oldest time a row may have to be kept. Example: (90, 2025-04-01) -> '2025-01-01T00:00:00+00:00'"""
+    return _stamp(now - timedelta(days=max(0, retention_days)))

@@ -97,6 +97,10 @@ class Settings:
     # Bearer tokens of the HTTP API (`guideline-qa api`): comma-separated `name:token:role`, role reader or
     # admin; empty refuses to start the API. A secret: set it in the environment only, never shown in repr.
     api_tokens: str = field(default="", repr=False)
+    # PostgreSQL holding the whole store instead of <home>/gqa.sqlite and its generation folders (rag/pg/):
+    # several app replicas then share one library. Empty: the embedded store. May carry a password, so
+    # never shown in repr (errors name it without the password: rag.pg.connect.redact).
+    database_url: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

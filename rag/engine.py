@@ -17,7 +17,8 @@ from rag.errors import IndexError_
 from rag.lexical import Lexical, rrf
 from rag.query import Library
 from rag.retrieve import Filters, dense_ranking, to_hits
-from rag.snapshot import Snapshot, database_path, load_snapshot, published_generation
+from rag.snapshot import Snapshot, database_path
+from rag.storage import load_snapshot, published
 from rag.store import Store
 from rag.types import Hit
 
@@ -52,6 +53,8 @@ class View:
 
     def pages(self) -> Store:
         """A read-only connection for page texts (close it when done)."""
+        if self.snap.opener is not None:  # a store other than <home>/gqa.sqlite (PostgreSQL)
+            return self.snap.opener()
         return Store(database_path(self.home), readonly=True)
 
 
@@ -63,7 +66,8 @@ def make_view(snap: Snapshot, home: Path, common: Callable[[str], bool] = lambda
     `common`: whether a word is everyday English (Engine.common), so names no document's subject.
     """
     library = Library.build((d for d in snap.docs.values() if d.status == "current"), common)
-    lexical = Lexical.load(snap.generation, snap.size) if snap.generation else None
+    lexical = snap.lexical if isinstance(snap.lexical, Lexical) else \
+        (Lexical.load(snap.generation, snap.size) if snap.generation else None)
     if lexical is None:
         log.info("generation %s has no lexical tables: building them in memory", snap.gen_id)
         lexical = Lexical.of(snap)
@@ -87,14 +91,14 @@ class Engine:
         (they are not blocked); only a process's very first question waits for a load.
         """
         current = self._view
-        latest = published_generation(self.settings.home)
+        latest = published(self.settings)
         if current is not None and (latest is None or latest == current.gen_id):
             return current
         if not self._loading.acquire(blocking=current is None):
             assert current is not None
             return current
         try:
-            if self._view is None or self._view.gen_id != published_generation(self.settings.home):
+            if self._view is None or self._view.gen_id != published(self.settings):
                 self._view = self._load(self._view)
             return self._view
         finally:
@@ -103,12 +107,12 @@ class Engine:
     def _load(self, previous: View | None) -> View:
         """Load the published generation; follow newer ones if it was collected meanwhile."""
         for attempt in range(LOAD_TRIES):
-            gen_id = published_generation(self.settings.home)
+            gen_id = published(self.settings)
             try:
-                view = make_view(load_snapshot(self.settings.home, self.embedder.id, gen_id), self.settings.home,
+                view = make_view(load_snapshot(self.settings, self.embedder.id, gen_id), self.settings.home,
                                  self.common)
             except IndexError_ as exc:
-                newer = published_generation(self.settings.home)
+                newer = published(self.settings)
                 if newer and newer != gen_id and attempt + 1 < LOAD_TRIES:
                     continue  # superseded and collected while we read it: load the newer one
                 if previous is not None:

@@ -38,6 +38,9 @@ def dense_ranking(snap: Snapshot, query_vec: np.ndarray, allowed: np.ndarray, k:
     """
     if snap.size == 0 or not allowed.any():
         return []
+    in_sql = getattr(snap.index, "ranking", None)  # a store that searches in SQL (rag.pg.reader.PgIndex)
+    if in_sql is not None:
+        return in_sql(query_vec, allowed, k)
     if allowed.all():
         scores, rows = search(snap.index, query_vec, k)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]

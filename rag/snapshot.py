@@ -38,6 +38,8 @@ class Snapshot:
     row_doc: np.ndarray | None = None
     doc_order: tuple[str, ...] = ()
     generation: Path | None = None  # the generation folder, when loaded from one
+    lexical: object = None  # the generation's lexical side when its store ranks it (rag.pg.reader.PgLexical)
+    opener: Callable[[], Store] | None = None  # a read-only store of its pages, when not <home>/gqa.sqlite
     _masks: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -70,8 +72,10 @@ class StoredChunks(Sequence[Chunk]):
 
     KEEP = 4096
 
-    def __init__(self, db: Path, chunk_ids: list[str]) -> None:
+    def __init__(self, db: Path | None, chunk_ids: list[str], opener: Callable[[], Store] | None = None) -> None:
         self.db, self.ids = db, chunk_ids
+        # how to open a read-only store (default: the SQLite file `db`; rag.pg.reader passes its own)
+        self.opener: Callable[[], Store] = opener or (lambda: Store(self.db, readonly=True))  # type: ignore[arg-type]
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._kept: OrderedDict[int, Chunk] = OrderedDict()
@@ -95,12 +99,12 @@ class StoredChunks(Sequence[Chunk]):
             missing = [r for r in dict.fromkeys(rows) if r not in self._kept]
             if missing:
                 if self._store is None:
-                    self._store = Store(self.db, readonly=True)
+                    self._store = self.opener()
                 found = self._store.chunks([self.ids[r] for r in missing])
                 for r in missing:
                     if self.ids[r] not in found:
                         raise IndexError_(f"chunk {self.ids[r]} of the published generation is missing from "
-                                          f"{self.db}; re-ingest")
+                                          f"{self.db or 'the database'}; re-ingest")
                     self._kept[r] = found[self.ids[r]]
             out = [self._kept[r] for r in rows]
             for r in rows:
@@ -114,7 +118,7 @@ class StoredChunks(Sequence[Chunk]):
         step = 2000
         with self._lock:
             if self._store is None:
-                self._store = Store(self.db, readonly=True)
+                self._store = self.opener()
             store = self._store
         for start in range(0, len(self.ids), step):
             part = self.ids[start:start + step]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import StoreError
+from rag.logbook import EVAL_SCHEMA, FEEDBACK_SCHEMA, Logbook
 from rag.types import Chunk, Document, Page
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,10 @@ PAGE_FLAG_COLUMNS = ("ocr",)
 # they were recorded: not known, which is not the same as none).
 
 
-class Store:
+class Store(Logbook):
     """A connection to `<home>/gqa.sqlite` (WAL: readers never block the publishing writer)."""
+
+    shared = False  # one host's files (rag.pg.store.PgStore: a database many hosts share)
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         """Open (a writer creates a missing file); StoreError names a missing, empty or damaged file and the fix."""
@@ -149,6 +152,18 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def _run(self, sql: str, args: Iterable = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, tuple(args))
+
+    def _tx(self):
+        return self.transaction()
+
+    def _prepare(self, table: str) -> None:
+        # what is deleted or purged (question text) is overwritten on disk, not just unlinked
+        self.conn.execute("PRAGMA secure_delete=ON")
+        if table in ("feedback", "eval_runs"):  # tables added by their first writer (an older file lacks them)
+            self.conn.executescript(FEEDBACK_SCHEMA if table == "feedback" else EVAL_SCHEMA)
 
     # --- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

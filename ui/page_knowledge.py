@@ -15,7 +15,7 @@ from ingest.uploads import save_upload, upload_name  # noqa: F401 - upload_name:
 from ingest.versions import version_note, withdrawal_fields
 from rag.config import Settings
 from rag.errors import ConfigError
-from rag.snapshot import database_path
+from rag.storage import exists
 from ui import feedback, inspection, recut, services, views
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def _report(report: IngestReport) -> None:
 def _recent_feedback(settings: Settings) -> None:
     """The newest feedback, wrong citations first to review."""
     st.subheader("Recent feedback")
-    rows = feedback.recent(settings) if database_path(settings.home).exists() else []
+    rows = feedback.recent(settings) if exists(settings) else []
     if not rows:
         st.caption("No feedback yet.")
         return

@@ -21,6 +21,7 @@ from rag.errors import GQAError
 from rag.pages import PageCache, PageImage, read_source, render_page
 from rag.qa import QA
 from rag.snapshot import Snapshot, database_path
+from rag.storage import read_home
 from rag.store import Store, damaged
 from rag.types import Document, sha256_hex
 
@@ -78,8 +79,7 @@ def error_line(exc: BaseException) -> str:
 
 def read_store(home: Path) -> Store | None:
     """A read-only connection to the product database, or None when nothing was ever ingested."""
-    db = database_path(home)
-    return Store(db, readonly=True) if db.exists() else None
+    return read_home(home)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
