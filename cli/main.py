@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ocr", action="store_true",
                    help="read pages without a text layer (scans) by OCR; needs ocrmypdf and tesseract (README)")
     s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="extract and embed on Ray (extra cluster): no ADDRESS starts a local Ray; auto or "
+                        "ray://HOST:10001 connects to a cluster")
     s.set_defaults(func=_cmd_ingest)
 
     s = sub.add_parser("docs", help="list every ingested document")
@@ -142,6 +145,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.ocr:
         settings = replace(settings, ocr=True)
+    if args.ray is not None:  # Ray is imported only here, and its absence is told before a model loads
+        from ingest.ray_ingest import check_address, ingest_on_ray, require_ray
+
+        require_ray()
+        address = check_address(args.ray)
     embedder = embedder_from(settings)
     bars: dict[str, tqdm] = {}
     show = sys.stderr.isatty()
@@ -152,8 +160,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         bar = bars.get(stage) or bars.setdefault(stage, tqdm(desc=stage, unit=stage[:-1], position=len(bars)))
         bar.update(done - bar.n)
 
-    report = ingest(args.paths, settings, embedder, family=args.family, version=args.doc_version,
-                    on_progress=progress)
+    if args.ray is not None:
+        report = ingest_on_ray(args.paths, settings, embedder, address, family=args.family,
+                               version=args.doc_version, on_progress=progress)
+    else:
+        report = ingest(args.paths, settings, embedder, family=args.family, version=args.doc_version,
+                        on_progress=progress)
     for bar in bars.values():
         bar.close()
     if args.json:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +58,7 @@ class IngestReport:
     embedded: int = 0  # chunks sent to the embedder (the rest came from the cache)
     units_embedded: int = 0  # quotable units (rag.units) sent to the embedder, for the answerer
     generation: str | None = None  # the published generation, None when nothing changed
+    ray: dict = field(default_factory=dict)  # where `ingest --ray` ran its stages (ingest/ray_ingest.py)
 
     def to_json(self) -> dict:
         """The `ingest --json` shape."""
@@ -67,7 +68,7 @@ class IngestReport:
             "chunks": self.chunks, "embedded": self.embedded, "units_embedded": self.units_embedded,
             "chunker": CHUNKER_VERSION,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-        }
+        } | ({"ray": self.ray} if self.ray else {})
 
 
 @dataclass
@@ -155,6 +156,20 @@ def ingest(
     version: str | None = None, on_progress: Progress | None = None, extract_workers: int = 1,
 ) -> IngestReport:
     """Ingest PDFs and publish a new index generation atomically (nothing published is ever lost)."""
+    def prepare(todo: Iterable[_New], store: Store, report: IngestReport, tick: Progress) -> list[_Prepared]:
+        return _prepare_all(todo, settings, embedder, store, family, version, report, tick, extract_workers)
+
+    return ingest_with(prepare, paths, settings, embedder, family, on_progress)
+
+
+# prepare(new files, store, report, tick) -> the documents to publish, their vectors in the store's cache:
+# extraction in local worker processes (ingest) or on a Ray cluster (ingest/ray_ingest.py).
+Prepare = Callable[[Iterable["_New"], Store, IngestReport, Progress], list["_Prepared"]]
+
+
+def ingest_with(prepare: Prepare, paths: list[str | Path], settings: Settings, embedder: Embedder,
+                family: str | None = None, on_progress: Progress | None = None) -> IngestReport:
+    """Lock the home, sort the files by their bytes, `prepare` the new ones, and publish them once."""
     report = IngestReport()
     tick = on_progress or (lambda stage, done, total: None)
     started = time.perf_counter()
@@ -164,8 +179,7 @@ def ingest(
             collect_leftovers(settings, store)
             files, report.failed = collect_pdfs(paths)
             todo = _Triage(files, store, report)  # each file read and hashed as extraction asks for it
-            prepared = _prepare_all(todo, settings, embedder, store, family, version, report, tick,
-                                    extract_workers)
+            prepared = prepare(todo, store, report, tick)
             _publish(prepared, settings, embedder, store, report, family)
             todo.settle(prepared)
         finally:
@@ -439,15 +453,7 @@ def _embed_missing(item: _Prepared, embedder: Embedder, store: Store, report: In
     `between` runs before each encode call.
     """
     t = time.perf_counter()
-    texts = [c.embed_text(item.doc.title) for c in item.chunks]
-    cached = store.cached_vectors(sorted(set(item.hashes)), embedder.id, embedder.dim)
-    missing = {h: x for h, x in zip(item.hashes, texts, strict=True) if h not in cached}
-    unit_texts = {context(item.doc.title, c.section, u) for c in item.chunks for u in units(c)}
-    unit_hashes = {sha256_hex(f"{embedder.id}\n{x}", 32): x for x in sorted(unit_texts)}
-    unit_cached = store.cached_vectors(sorted(unit_hashes), embedder.id, embedder.dim)
-    new_units = {h: x for h, x in unit_hashes.items() if h not in unit_cached and h not in missing}
-    report.units_embedded += len(new_units)
-    missing = {**missing, **new_units}
+    missing = missing_texts(item, embedder, store, report)
     # sorted by length so that each slice holds similar lengths and its batches carry little padding
     todo = sorted(missing.items(), key=lambda hx: len(hx[1]))
     for i in range(0, len(todo), EMBED_SLICE):
@@ -456,7 +462,23 @@ def _embed_missing(item: _Prepared, embedder: Embedder, store: Store, report: In
         vecs = embedder.embed([x for _, x in part])
         store.cache_vectors(dict(zip([h for h, _ in part], vecs, strict=True)), embedder.id)
     report.seconds["embed"] = report.seconds.get("embed", 0.0) + time.perf_counter() - t
-    report.embedded += len(missing) - len(new_units)
+
+
+def missing_texts(item: _Prepared, embedder: Embedder, store: Store, report: IngestReport,
+                  pending: Container[str] = ()) -> dict[str, str]:
+    """hash -> text of `item`'s chunks and quotable units that neither the cache nor `pending` (texts
+    already due to be embedded) holds; counts them in `report`."""
+    texts = [c.embed_text(item.doc.title) for c in item.chunks]
+    cached = store.cached_vectors(sorted(set(item.hashes)), embedder.id, embedder.dim)
+    missing = {h: x for h, x in zip(item.hashes, texts, strict=True) if h not in cached and h not in pending}
+    unit_texts = {context(item.doc.title, c.section, u) for c in item.chunks for u in units(c)}
+    unit_hashes = {sha256_hex(f"{embedder.id}\n{x}", 32): x for x in sorted(unit_texts)}
+    unit_cached = store.cached_vectors(sorted(unit_hashes), embedder.id, embedder.dim)
+    new_units = {h: x for h, x in unit_hashes.items()
+                 if h not in unit_cached and h not in missing and h not in pending}
+    report.units_embedded += len(new_units)
+    report.embedded += len(missing)
+    return {**missing, **new_units}
 
 
 @dataclass
