@@ -25,7 +25,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from cli.main import settings_from
     from rag.backup import backup
 
-    home = settings_from(args).home
+    settings = settings_from(args)
+    if settings.database_url:  # the library is in PostgreSQL: its own tools back it up consistently
+        from rag.errors import ConfigError
+        from rag.pg.connect import redact
+
+        raise ConfigError(f"`backup` copies the embedded store; the library is in {redact(settings.database_url)}: "
+                          "back it up with pg_dump --format=custom (or the server's base backups), and restore "
+                          "with pg_restore")
+    home = settings.home
     r = backup(home, Path(args.dest).expanduser())
     if args.json:
         print(json.dumps({"dest": str(r.dest), "generation": r.generation, "documents": r.documents,

@@ -76,3 +76,9 @@ def test_one_ingest_at_a_time_by_advisory_lock(pg_url, settings, tmp_path: Path)
         with pytest.raises(GQAError, match="another ingest is running"):
             ingest([guide(tmp_path / "acme_gout_2024.pdf", "gout")], s, HashEmbedder())
     assert ingest([guide(tmp_path / "acme_gout_2024.pdf", "gout")], s, HashEmbedder()).generation
+
+
+def test_backup_names_pg_dump_for_the_postgresql_store(pg_url, capsys, tmp_path: Path) -> None:  # noqa: F811
+    assert main(["backup", str(tmp_path / "copy")]) == 1
+    err = capsys.readouterr().err
+    assert "pg_dump" in err and not (tmp_path / "copy").exists()
