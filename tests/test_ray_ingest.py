@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from docgen import deep_page_tree, guide, truncated
+from pg import pg_server, pg_url  # noqa: F401 - fixtures
 
 from ingest import ray_ingest
 from ingest.pipeline import ingest
@@ -123,24 +124,32 @@ def test_ray_ingest_gives_the_local_library(local_ray, tmp_path, onnx_cache):
 
 
 @pytest.mark.slow
-def test_a_bad_pdf_on_ray_is_reported_and_the_rest_published(local_ray, tmp_path, capsys, _isolated_home,
+@pytest.mark.parametrize("store", ["embedded", "postgresql"])
+def test_a_bad_pdf_on_ray_is_reported_and_the_rest_published(store, request, local_ray, tmp_path, capsys,
                                                              hash_embedder):
+    """Through the command, into either store (the driver publishes through the configured one)."""
     from cli.main import main
+    from rag.storage import open_store, published
 
+    if store == "postgresql":
+        request.getfixturevalue("pg_url")  # GQA_DATABASE_URL names a fresh database while the test runs
     folder = tmp_path / "in"
     folder.mkdir()
     for f in DATA.glob("*.pdf"):
         shutil.copy(f, folder / f.name)
     bad = truncated(DATA / "demo_guideline.pdf", folder / "broken.pdf")
-    expected = ingest([bad], Settings.from_env(home=tmp_path / "local"), hash_embedder).failed
+    local = replace(Settings.from_env(home=tmp_path / "local"), database_url="")
+    expected = ingest([bad], local, hash_embedder).failed
     assert main(["ingest", str(folder), "--ray", "--json"]) == 2
     out = json.loads(capsys.readouterr().out)
     assert out["failed"] == [{**expected[0], "file": str(bad)}]
     assert out["ray"]["embed_workers"] and ray_ingest.worker_name() not in out["ray"]["embed_workers"]
     assert sorted(Path(e["file"]).name for e in out["added"]) == ["demo_formulary.pdf", "demo_guideline.pdf"]
-    store = Store(_isolated_home / "gqa.sqlite", readonly=True)
+    settings = Settings.from_env()
+    assert bool(settings.database_url) == (store == "postgresql")
+    assert published(settings) == out["generation"]
+    db = open_store(settings, readonly=True)
     try:
-        assert store.get_meta("current_generation") == out["generation"]
-        assert len(store.documents()) == 2
+        assert len(db.documents()) == 2
     finally:
-        store.close()
+        db.close()
