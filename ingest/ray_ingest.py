@@ -155,7 +155,7 @@ def _prepare_on_ray(
     new: list[tuple[Path, str]] = [(path, sha) for path, sha, _ in todo]  # the bytes are read again by a worker
     prepared: list[_Prepared] = []
     pages_done = 0
-    rows = _extractions(ray, new, settings)
+    rows, report.seconds["extract_wall"] = _extractions(ray, new, settings)
     report.ray["extract_workers"] = sorted({r["worker"] for r in rows if r is not None})
     for (path, sha), row in zip(new, rows, strict=True):
         if row is None:  # its block failed past Ray's retries without a row
@@ -184,10 +184,11 @@ def _prepare_on_ray(
     return prepared
 
 
-def _extractions(ray: Any, new: list[tuple[Path, str]], settings: Settings) -> list[dict | None]:
-    """One result row per file of `new`, in its order: 'extracted' (pickled) or 'error' (one line)."""
+def _extractions(ray: Any, new: list[tuple[Path, str]], settings: Settings) -> tuple[list[dict | None], float]:
+    """One result row per file of `new`, in its order ('extracted', pickled, or 'error', one line), and
+    the stage's wall seconds."""
     if not new:
-        return []
+        return [], 0.0
     t = time.perf_counter()
     items = [{"i": i, "path": str(p.resolve()), "sha": sha} for i, (p, sha) in enumerate(new)]
     ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -196,7 +197,7 @@ def _extractions(ray: Any, new: list[tuple[Path, str]], settings: Settings) -> l
     for row in _rows(ds, "extraction"):
         rows[int(row["i"])] = row
     log.info("extracted %d files on Ray in %.1f s", len(new), time.perf_counter() - t)
-    return rows
+    return rows, time.perf_counter() - t
 
 
 def extract_batch(batch: dict[str, np.ndarray], ocr: bool = False) -> dict[str, list]:
