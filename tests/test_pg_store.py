@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from docgen import guide
 from fakes import HashEmbedder
@@ -82,3 +83,122 @@ def test_backup_names_pg_dump_for_the_postgresql_store(pg_url, capsys, tmp_path:
     assert main(["backup", str(tmp_path / "copy")]) == 1
     err = capsys.readouterr().err
     assert "pg_dump" in err and not (tmp_path / "copy").exists()
+
+
+def seeded_generation(url: str, n: int = 3000, dim: int = 32) -> tuple[dict, np.ndarray]:
+    """n seeded unit vectors as the chunks of three documents, and the generation naming them."""
+    from pgvector import HalfVector
+
+    from rag.pg.store import PgStore
+
+    rng = np.random.default_rng(15)
+    vecs = rng.standard_normal((n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    store = PgStore(url)
+    store.ensure_index(dim)
+    with store.transaction(), store._cursor() as cur:
+        cur.executemany("INSERT INTO chunks(chunk_id, doc_id, cut, ordinal, page, page_end, page_label, section, "
+                        "kind, text, content_hash, doc_cut, dim, embedding, tsv) VALUES "
+                        "(%s, %s, 0, %s, 1, 1, '1', '', 'text', '', '', %s, %s, %s, ''::tsvector)",
+                        [(f"c{i}", f"d{i % 3}", i, f"d{i % 3}/0", dim, HalfVector(v)) for i, v in enumerate(vecs)])
+    gen = {"gen_id": "g", "dim": dim, "chunk_ids": [f"c{i}" for i in range(n)], "doc_order": ["d0", "d1", "d2"],
+           "row_doc": [i % 3 for i in range(n)],
+           "manifest": {f"d{j}": {"status": "current", "cut": 0} for j in range(3)}}
+    return gen, vecs
+
+
+def plan(url: str, index, vec: np.ndarray, cuts: tuple[str, ...] = ("d0/0", "d2/0")) -> str:
+    """PostgreSQL's plan for the index's search over these documents."""
+    from pgvector import HalfVector
+
+    from rag.pg.connect import pool
+
+    with pool(url).connection() as conn:
+        rows = conn.execute("EXPLAIN " + index.sql(), (HalfVector(vec), list(cuts), HalfVector(vec), 10)).fetchall()
+    return "\n".join(r[0] for r in rows)
+
+
+def test_dense_search_equals_brute_force_with_and_without_a_filter(pg_url) -> None:  # noqa: F811
+    from rag.pg.reader import PgIndex, PgRows
+
+    gen, vecs = seeded_generation(pg_url)
+    index = PgIndex(PgRows(pg_url, gen))
+    assert "chunks_hnsw" not in plan(pg_url, index, vecs[0])  # up to EXACT_LIMIT rows: exact, as FAISS flat
+    half = vecs.astype(np.float16).astype(np.float32)  # what halfvec stores
+    allowed = np.array([i % 3 != 1 for i in range(len(vecs))])  # documents d0 and d2 only
+    for q in np.random.default_rng(2).standard_normal((20, vecs.shape[1])).astype(np.float32):
+        q /= np.linalg.norm(q)
+        scores = half @ q.astype(np.float16).astype(np.float32) / np.linalg.norm(half, axis=1)
+        for mask in (None, allowed):
+            s = scores if mask is None else np.where(mask, scores, -np.inf)
+            want = list(np.argsort(-s, kind="stable")[:10])
+            got = index.ranking(q, mask, 10)
+            assert [r for r, _ in got] == want
+            assert np.allclose([c for _, c in got], s[want], atol=2e-3)
+
+
+def test_above_the_exact_limit_hnsw_fills_the_top_k_through_a_filter(pg_url, monkeypatch) -> None:  # noqa: F811
+    from rag.pg import reader
+
+    gen, vecs = seeded_generation(pg_url)
+    monkeypatch.setattr(reader, "EXACT_LIMIT", 100)  # 3,000 rows: the HNSW index answers
+    index = reader.PgIndex(reader.PgRows(pg_url, gen))
+    assert "Index Scan using chunks_hnsw_32" in plan(pg_url, index, vecs[0])
+    allowed = np.array([i % 3 != 1 for i in range(len(vecs))])  # documents d0 and d2
+    found, recall = 0, []
+    for q in np.random.default_rng(3).standard_normal((10, vecs.shape[1])).astype(np.float32):
+        q /= np.linalg.norm(q)
+        got = [r for r, _ in index.ranking(q, allowed, 20)]
+        want = set(np.argsort(-np.where(allowed, vecs @ q, -np.inf))[:20])
+        assert all(r % 3 != 1 for r in got)
+        found += len(got)
+        recall.append(len(want & set(got)) / 20)
+    assert found == 10 * 20  # iterative scan: rows the filter drops never starve the top k
+    assert np.mean(recall) >= 0.8
+
+
+TEXTS = ["warfarin tablets 5 mg", "dose dose dose of the drug per day for every adult patient seen",
+         "the dose of warfarin is 5 mg daily for adults with atrial fibrillation", "aspirin dose 75 mg",
+         "bed nets prevent malaria", "gout flares respond to colchicine"]
+
+
+def text_generation(url: str) -> tuple[object, list[dict]]:
+    """TEXTS as the rows of one document (full-text vectors only), and the PgLexical over them."""
+    from rag.lexical import TermStats
+    from rag.pg.reader import PgLexical, PgRows
+    from rag.pg.store import PgStore
+
+    store = PgStore(url)
+    with store.transaction():
+        for i, t in enumerate(TEXTS):
+            store._run("INSERT INTO chunks(chunk_id, doc_id, cut, ordinal, page, page_end, page_label, section, kind, "
+                       "text, content_hash, doc_cut, dim, embedding, tsv) VALUES (%s, 'd0', 0, %s, 1, 1, '1', '', "
+                       "'text', %s, '', 'd0/0', 2, '[1,0]', to_tsvector('english', %s))", (f"c{i}", i, t, t))
+        store._run("UPDATE chunks SET tsv_length = (SELECT sum(cardinality(positions)) FROM unnest(tsv))")
+    rows = store._run("SELECT chunk_id, tsv_length, (SELECT array_agg(lexeme || ':' || cardinality(positions)) "
+                      "FROM unnest(tsv)) FROM chunks ORDER BY ordinal").fetchall()
+    counts = [{"len": n, "tf": dict(x.rsplit(":", 1) for x in lex)} for _, n, lex in rows]
+    terms = TermStats()
+    terms.add(TEXTS)
+    gen = {"gen_id": "g", "dim": 2, "chunk_ids": [f"c{i}" for i in range(len(TEXTS))], "doc_order": ["d0"],
+           "row_doc": [0] * len(TEXTS), "manifest": {"d0": {"status": "current", "cut": 0}},
+           "avg_length": sum(c["len"] for c in counts) / len(counts)}
+    return PgLexical(PgRows(url, gen), terms, {}), counts
+
+
+def test_lexical_ranking_is_bm25_over_the_full_text_vectors(pg_url) -> None:  # noqa: F811
+    from rag.bm25 import K1, B
+
+    lexical, counts = text_generation(pg_url)
+    got = lexical.ranking("warfarin dose for adults", None, 10)
+    avg = sum(c["len"] for c in counts) / len(counts)
+    stemmed = {"warfarin": "warfarin", "dose": "dose", "adults": "adult"}  # PostgreSQL's English stems
+    want = {}
+    for row, c in enumerate(counts):
+        s = sum(lexical.idf(w.rstrip("s")) * int(c["tf"][lex]) / (int(c["tf"][lex]) + K1 * (1 - B + B * c["len"] / avg))
+                for w, lex in stemmed.items() if lex in c["tf"])
+        if s > 0:
+            want[row] = s
+    assert [r for r, _ in got] == sorted(want, key=lambda r: -want[r])
+    assert np.allclose([s for _, s in got], [want[r] for r, _ in got])
+    assert [r for r, _ in got][0] == 2  # the one row holding every word of the question

@@ -1,1 +1,1 @@
-"""The PostgreSQL store (GQA_DATABASE_URL): schema migrations, the store, and the reader side (pgvector, full-text search)."""
+"""The PostgreSQL store (GQA_DATABASE_URL): migrations, the store, and its reader side (pgvector, full-text search)."""

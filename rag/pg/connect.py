@@ -19,8 +19,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Readers' pool size per process: a question holds a connection for its few short queries; Streamlit and
 # the API answer a handful at once per process, and PostgreSQL's default allows 100 connections in all.
 POOL_MAX = 8
-# HNSW candidate list per search (pgvector's default is 40): 100 keeps recall near exact at 50 hits asked.
-EF_SEARCH = 100
+# HNSW candidate list per search (pgvector's default is 40): the embedded store's efSearch (rag.index).
+EF_SEARCH = 128
+# HNSW graph: the embedded store's (rag.index.new_index: 32 links per node, efConstruction 80).
+HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 # One ingest at a time on one database: the key of its session-level advisory lock (any constant).
 INGEST_LOCK_KEY = 7_150_315
 

@@ -17,7 +17,7 @@ import numpy as np
 from rag.errors import GQAError
 from rag.lexical import TermStats, _abbreviations, row_text
 from rag.logbook import Logbook
-from rag.pg.connect import connect, failure, pool
+from rag.pg.connect import HNSW_EF_CONSTRUCTION, HNSW_M, failure, pool
 from rag.types import Chunk, Document, Page
 
 log = logging.getLogger(__name__)
@@ -32,41 +32,60 @@ RowsOf = Callable[[list[str]], list[tuple[str, str]]]
 
 
 class PgStore(Logbook):
-    """A connection to the PostgreSQL store: a writer's own, or one borrowed from the readers' pool."""
+    """The PostgreSQL store, over the process's pool of connections (rag.pg.connect.pool).
+
+    No connection is held between calls: each statement borrows one, and a transaction keeps one for
+    its length. So a Store that is never closed (a Snapshot's chunk reader) holds nothing, and the many
+    short-lived stores of a replica (one per audit row, per page read) cost no connection set-up.
+    """
 
     shared = True  # many hosts share it: no generation folders, an advisory lock instead of ingest.lock
     EVAL_INSERT = "INSERT INTO eval_runs"
     EVAL_ORDER = "seq"
 
     def __init__(self, url: str, readonly: bool = False) -> None:
-        """Open; StoreError names the URL (without password) when the server or the schema is unusable."""
+        """Open; StoreError names the URL (without password) when the server or the schema is unusable.
+
+        `readonly` is kept for the embedded store's signature: both kinds share the pool.
+        """
         self.url, self.readonly = url, readonly
-        self._pool = pool(url) if readonly else None
-        self.conn = self._pool.getconn() if self._pool is not None else connect(url)
+        self._pool = pool(url)
+        self._pinned = None  # the connection of the transaction in progress
 
     def close(self) -> None:
-        """Give the connection back to the pool (a reader) or close it (a writer)."""
-        if self.conn is None:
-            return
-        if self._pool is not None:
-            self._pool.putconn(self.conn)
-        else:
-            self.conn.close()
-        self.conn = None
+        """Nothing to release: connections go back to the pool after each statement or transaction."""
 
     def _run(self, sql: str, args: Sequence | dict = ()):
+        """Execute one statement: in the open transaction, else on a borrowed connection (its rows read
+        before the connection goes back)."""
         import psycopg
 
+        sql = sql.replace("?", "%s")
         try:
-            return self.conn.execute(sql.replace("?", "%s"), args)
+            if self._pinned is not None:
+                return self._pinned.execute(sql, args)
+            with self._pool.connection() as conn:
+                cur = conn.execute(sql, args)
+                return _Result(cur.fetchall() if cur.description else [], cur.rowcount)
         except psycopg.OperationalError as exc:  # the server went away mid-command
             raise failure(self.url, exc) from None
 
     @contextmanager
     def transaction(self) -> Iterator[PgStore]:
-        """One transaction, rolled back on any exception."""
-        with self.conn.transaction():
+        """One transaction on one connection, rolled back on any exception (nested: the outer one)."""
+        if self._pinned is not None:
             yield self
+            return
+        with self._pool.connection() as conn, conn.transaction():
+            self._pinned = conn
+            try:
+                yield self
+            finally:
+                self._pinned = None
+
+    def _cursor(self):
+        assert self._pinned is not None, "inside transaction() only"
+        return self._pinned.cursor()
 
     def _tx(self):
         return self.transaction()
@@ -162,7 +181,7 @@ class PgStore(Logbook):
 
     def cache_vectors(self, items: dict[str, np.ndarray], embedder_id: str) -> None:
         """Store vectors by content hash (a cache: committing it early is always safe)."""
-        with self.transaction(), self.conn.cursor() as cur:
+        with self.transaction(), self._cursor() as cur:
             cur.executemany("INSERT INTO embeddings(content_hash, embedder_id, vector) VALUES (%s, %s, %s) "
                             "ON CONFLICT DO NOTHING",
                             [(h, embedder_id, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()])
@@ -180,9 +199,9 @@ class PgStore(Logbook):
     def generation(self, gen_id: str) -> dict | None:
         """One generation as readers load it: rows, documents per row, manifest, term statistics."""
         row = self._run("SELECT gen_id, embedder_id, dim, chunk_ids, row_doc, doc_order, manifest, terms, "
-                        "abbreviations FROM generations WHERE gen_id = %s", (gen_id,)).fetchone()
+                        "abbreviations, avg_length FROM generations WHERE gen_id = %s", (gen_id,)).fetchone()
         keys = ("gen_id", "embedder_id", "dim", "chunk_ids", "row_doc", "doc_order", "manifest", "terms",
-                "abbreviations")
+                "abbreviations", "avg_length")
         return dict(zip(keys, row, strict=True)) if row else None
 
     def generation_chunk_ids(self, gen_id: str) -> list[str]:
@@ -220,8 +239,7 @@ class PgStore(Logbook):
             raise GQAError(f"{len(lost)} chunk vectors are missing from the embedding cache of {self.url_shown}; "
                            "ingest the documents again")
         dim = self._dim(gen, vectors)
-        self._run(f"CREATE INDEX IF NOT EXISTS chunks_hnsw_{dim} ON chunks USING hnsw "
-                  f"((embedding::halfvec({dim})) halfvec_cosine_ops) WHERE dim = {dim}")
+        self.ensure_index(dim)
         tables = self._tables(gen["chunk_ids"], gen["rows_of"])
         titles = {d.doc_id: d.title for d, *_ in docs} | {d.doc_id: d.title for d in self.documents()}
         with self.transaction():
@@ -245,6 +263,17 @@ class PgStore(Logbook):
                 self._run("INSERT INTO withdrawals(doc_id, action, reason, who, at, gen_id) VALUES (%s,%s,%s,%s,%s,%s)",
                           (event["doc_id"], event["action"], event["reason"], event["who"], event["at"], gen["gen_id"]))
             self._insert_generation(gen, dim, tables)
+        if len(cuts) > 0:
+            # fresh statistics, so that the planner weighs the HNSW index against the document filter on
+            # the rows just written (autovacuum would, later); a sample of the table, not a scan
+            self._run("ANALYZE chunks")
+
+    def ensure_index(self, dim: int) -> None:
+        """The HNSW index over the vectors of this dimension (one per dimension: a column without a fixed
+        dimension cannot be indexed, its cast to `halfvec(dim)` can)."""
+        self._run(f"CREATE INDEX IF NOT EXISTS chunks_hnsw_{int(dim)} ON chunks USING hnsw "
+                  f"((embedding::halfvec({int(dim)})) halfvec_cosine_ops) WITH (m = {HNSW_M}, "
+                  f"ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE dim = {int(dim)}")
 
     @property
     def url_shown(self) -> str:
@@ -267,7 +296,7 @@ class PgStore(Logbook):
         """Write one cut of a document: its pages, and its chunks with their vectors and text search vectors."""
         from pgvector import HalfVector
 
-        with self.conn.cursor() as cur:
+        with self._cursor() as cur:
             cur.executemany(
                 "INSERT INTO pages(doc_id, cut, number, label, text, ocr, dropped) VALUES (%s,%s,%s,%s,%s,%s,%s)",
                 [(doc_id, cut, p.number, p.label, p.text, p.ocr, json.dumps(list(p.dropped), ensure_ascii=False))
@@ -280,6 +309,8 @@ class PgStore(Logbook):
                   k.starts_mid, k.ends_mid, k.cut_instruction, k.ocr, cut, k.fields, h, f"{doc_id}/{cut}",
                   int(vectors[h].shape[0]), HalfVector(vectors[h]), row_text(title, k.section, k.text))
                  for k, h in zip(chunks, hashes, strict=True)])
+            cur.execute("UPDATE chunks SET tsv_length = (SELECT coalesce(sum(cardinality(positions)), 0) "
+                        "FROM unnest(tsv)) WHERE doc_cut = %s", (f"{doc_id}/{cut}",))
 
     def _tables(self, chunk_ids: list[str], rows_of: RowsOf) -> dict:
         """The rows' documents and the answerer's term statistics and abbreviations for a new generation:
@@ -312,11 +343,26 @@ class PgStore(Logbook):
         cuts = dict(self._run("SELECT doc_id, cut FROM documents WHERE doc_id = ANY(%s)",
                               (list(statuses),)).fetchall())
         manifest = {d: {"status": s, "cut": int(cuts.get(d, 0))} for d, s in statuses.items()}
+        served = [f"{d}/{m['cut']}" for d, m in manifest.items()]
+        avg = self._run("SELECT coalesce(avg(tsv_length), 1) FROM chunks WHERE doc_cut = ANY(%s)", (served,)).fetchone()
         self._run("INSERT INTO generations(gen_id, created_at, embedder_id, vectors, documents, dim, chunk_ids, "
-                  "row_doc, doc_order, manifest, terms, abbreviations) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                  "ON CONFLICT (gen_id) DO NOTHING",
+                  "row_doc, doc_order, manifest, terms, abbreviations, avg_length) "
+                  "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (gen_id) DO NOTHING",
                   (gen["gen_id"], gen["created_at"], gen["embedder_id"], gen["vectors"], gen["documents"], dim,
                    gen["chunk_ids"], tables["row_doc"], tables["doc_order"], json.dumps(manifest), tables["terms"],
-                   tables["abbreviations"]))
+                   tables["abbreviations"], max(1.0, float(avg[0]))))
         self._run("INSERT INTO meta(key, value) VALUES ('current_generation', %s) "
                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (gen["gen_id"],))
+
+
+class _Result:
+    """A statement's rows, read before its connection went back to the pool (a cursor's reading methods)."""
+
+    def __init__(self, rows: list[tuple], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple]:
+        return self.rows

@@ -20,7 +20,8 @@ CREATE TABLE pages (
 );
 
 -- Chunks are immutable rows carrying their vector (halfvec: half the bytes of float32, recall the
--- same at this dimension) and their full-text vector (title, section and text, as BM25 reads a row).
+-- same at this dimension) and their full-text vector (title, section and text, as BM25 reads a row)
+-- with its length in words (BM25's length normalisation: rag/pg/reader.py).
 -- doc_cut ('<doc_id>/<cut>') is what a generation's documents are filtered by. The HNSW index is one
 -- per vector dimension (a partial expression index, made by the first publish of that dimension:
 -- rag/pg/store.py), since a column without a fixed dimension cannot be indexed.
@@ -31,7 +32,8 @@ CREATE TABLE chunks (
     starts_mid boolean NOT NULL DEFAULT false, ends_mid boolean NOT NULL DEFAULT false,
     cut_instruction boolean NOT NULL DEFAULT false, ocr boolean NOT NULL DEFAULT false,
     fields text NOT NULL DEFAULT '',
-    doc_cut text NOT NULL, dim integer NOT NULL, embedding halfvec NOT NULL, tsv tsvector NOT NULL
+    doc_cut text NOT NULL, dim integer NOT NULL, embedding halfvec NOT NULL, tsv tsvector NOT NULL,
+    tsv_length integer NOT NULL DEFAULT 0
 );
 CREATE INDEX chunks_doc ON chunks(doc_id, cut, ordinal);
 CREATE INDEX chunks_doc_cut ON chunks(doc_cut);
@@ -44,12 +46,14 @@ CREATE TABLE embeddings (
 );
 
 -- A generation: its rows (chunk ids in a fixed order: row i of a reader's snapshot), the document of
--- each row, each document's status and cut, and the answerer's term statistics and abbreviations.
+-- each row, each document's status and cut, the answerer's term statistics and abbreviations, and the
+-- mean length of its rows' full-text vectors (BM25's avg_len).
 CREATE TABLE generations (
     seq bigserial UNIQUE, gen_id text PRIMARY KEY, created_at text NOT NULL, embedder_id text NOT NULL,
     vectors integer NOT NULL, documents integer NOT NULL, dim integer NOT NULL,
     chunk_ids text[] NOT NULL, row_doc integer[] NOT NULL, doc_order text[] NOT NULL,
-    manifest jsonb NOT NULL, terms text NOT NULL, abbreviations text NOT NULL
+    manifest jsonb NOT NULL, terms text NOT NULL, abbreviations text NOT NULL,
+    avg_length double precision NOT NULL DEFAULT 1
 );
 
 CREATE TABLE withdrawals (
