@@ -46,15 +46,6 @@ def exists(settings: Settings) -> bool:
     return bool(settings.database_url) or database_path(settings.home).exists()
 
 
-def where(settings: Settings) -> str:
-    """The store as messages name it: the database file, or the URL without its password."""
-    if settings.database_url:
-        from rag.pg.connect import redact
-
-        return redact(settings.database_url)
-    return str(database_path(settings.home))
-
-
 def published(settings: Settings) -> str | None:
     """The generation readers should load now, or None when nothing is published (a cheap read)."""
     if settings.database_url:
