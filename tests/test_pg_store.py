@@ -202,3 +202,27 @@ def test_lexical_ranking_is_bm25_over_the_full_text_vectors(pg_url) -> None:  # 
     assert [r for r, _ in got] == sorted(want, key=lambda r: -want[r])
     assert np.allclose([s for _, s in got], [want[r] for r, _ in got])
     assert [r for r, _ in got][0] == 2  # the one row holding every word of the question
+
+
+def test_the_app_answers_and_quotes_its_pages_from_postgresql(pg_url, settings) -> None:  # noqa: F811
+    from conftest import DATA
+    from test_ui_app import ANSWERABLE, ask, no_errors, page_text, start
+
+    from rag.qa import QA
+
+    s = Settings.from_env(home=settings.home, database_url=pg_url)
+    assert not ingest([DATA], s, HashEmbedder()).failed
+    qa = QA(s, embedder=HashEmbedder())
+    expected = qa.answer(ANSWERABLE)
+    assert not expected.abstained and not (settings.home / "gqa.sqlite").exists()  # nothing on local disk
+    at = ask(start(qa), ANSWERABLE)
+    no_errors(at)
+    text = page_text(at)
+    assert all(f"[{c.n}]" in text for c in expected.citations) and f"index {expected.index_version}" in text
+    quote = expected.citations[0]
+    store = qa.engine.view().pages()
+    try:  # the page a citation is checked against is read from the database, by the chunk's own cut
+        page = store.page_text(quote.hit.doc.doc_id, quote.hit.chunk.page, quote.hit.chunk.cut)
+    finally:
+        store.close()
+    assert page and quote.hit.chunk.text.split()[0] in page
