@@ -82,7 +82,7 @@ def ray_env(settings: Settings) -> dict:
 
 
 @contextmanager
-def connected(address: str | None, settings: Settings, num_cpus: int | None = None) -> Iterator[Any]:
+def connected(address: str | None, settings: Settings) -> Iterator[Any]:
     """Ray, connected to `address` (None: a new local Ray, shut down afterwards); a Ray this process
     has already started (ray.init) is used as it is and left running."""
     ray = require_ray()
@@ -90,8 +90,8 @@ def connected(address: str | None, settings: Settings, num_cpus: int | None = No
         yield ray
         return
     try:
-        ray.init(address=check_address(address), num_cpus=num_cpus if address is None else None,
-                 include_dashboard=False, runtime_env=ray_env(settings), logging_level=logging.WARNING)
+        ray.init(address=check_address(address), include_dashboard=False, runtime_env=ray_env(settings),
+                 logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         why = " ".join(str(exc).split())[:200]
         raise GQAError(f"--ray {address or ''}: cannot start or reach Ray ({why}); check the address, or "
