@@ -117,7 +117,9 @@ def _use_database(args: argparse.Namespace) -> None:
     if url and args.command != "db":
         from rag.pg.connect import connect
 
-        connect(url).close()  # StoreError, one line: unreachable, bad URL or password, schema not upgraded
+        for each in (url, os.environ.get("GQA_DATABASE_READ_URL", "")):  # and the read replica, when set
+            if each:
+                connect(each).close()  # StoreError, one line: unreachable, bad URL or password, old schema
 
 
 def _damaged_database(exc: Exception) -> str:
@@ -236,13 +238,11 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 def documents_json(settings) -> list[dict]:
     """The `docs --json` list (also `GET /v1/documents`): every ingested document, withdrawn ones included."""
     from ingest.versions import withdrawal_fields
-    from rag.snapshot import database_path
-    from rag.store import Store
+    from rag.storage import exists, open_store
 
-    db = database_path(settings.home)
     docs, events = [], []
-    if db.exists():
-        store = Store(db, readonly=True)
+    if exists(settings):
+        store = open_store(settings, readonly=True)
         try:
             docs, events = store.documents(), store.withdrawals()
         finally:

@@ -101,6 +101,10 @@ class Settings:
     # several app replicas then share one library. Empty: the embedded store. May carry a password, so
     # never shown in repr (errors name it without the password: rag.pg.connect.redact).
     database_url: str = field(default="", repr=False)
+    # A read-only replica of that database (streaming replication) for what readers load and search; writes
+    # (ingest, audit, feedback) still go to database_url. Empty: readers use database_url. A replica that
+    # lags shows the previous generation until it catches up (a generation arrives in one transaction).
+    database_read_url: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -25,20 +25,26 @@ def open_store(settings: Settings, readonly: bool = False) -> Store:
     if settings.database_url:
         from rag.pg.store import PgStore
 
-        return cast(Store, PgStore(settings.database_url, readonly=readonly))
+        return cast(Store, PgStore(reader_url(settings) if readonly else settings.database_url, readonly=readonly))
     return Store(database_path(settings.home), readonly=readonly)
 
 
 def for_home(home: Path) -> Settings:
     """Settings naming this home's store, for callers given only a home: its files, or the database
     GQA_DATABASE_URL names when it is set (the CLI's --database-url sets it)."""
-    return Settings(home=home, database_url=os.environ.get("GQA_DATABASE_URL", ""))
+    return Settings(home=home, database_url=os.environ.get("GQA_DATABASE_URL", ""),
+                    database_read_url=os.environ.get("GQA_DATABASE_READ_URL", ""))
 
 
 def read_home(home: Path) -> Store | None:
     """A read-only connection to a home's store, or None when nothing was ever ingested there."""
     settings = for_home(home)
     return open_store(settings, readonly=True) if exists(settings) else None
+
+
+def reader_url(settings: Settings) -> str:
+    """The PostgreSQL database readers load from: the read replica when one is set."""
+    return settings.database_read_url or settings.database_url
 
 
 def exists(settings: Settings) -> bool:
@@ -51,7 +57,7 @@ def published(settings: Settings) -> str | None:
     if settings.database_url:
         from rag.pg.reader import published as pg_published
 
-        return pg_published(settings.database_url)
+        return pg_published(reader_url(settings))
     from rag.snapshot import published_generation
 
     return published_generation(settings.home)
@@ -62,7 +68,7 @@ def load_snapshot(settings: Settings, embedder_id: str, gen_id: str | None = Non
     if settings.database_url:
         from rag.pg.reader import load_snapshot as pg_load
 
-        return pg_load(settings.database_url, embedder_id, gen_id)
+        return pg_load(reader_url(settings), embedder_id, gen_id)
     from rag.snapshot import load_snapshot as files_load
 
     return files_load(settings.home, embedder_id, gen_id)

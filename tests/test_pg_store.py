@@ -226,3 +226,33 @@ def test_the_app_answers_and_quotes_its_pages_from_postgresql(pg_url, settings) 
     finally:
         store.close()
     assert page and quote.hit.chunk.text.split()[0] in page
+
+
+def test_readers_use_the_read_replica_and_writers_the_primary(pg_server, settings, monkeypatch,  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    from rag import audit
+    from rag.qa import QA
+    from rag.storage import open_store, published
+
+    primary, replica = fresh_database(pg_server), fresh_database(pg_server)
+    try:
+        s = Settings.from_env(home=settings.home, database_url=primary)
+        gen = ingest([guide(tmp_path / "acme_gout_2024.pdf", "gout")], s, HashEmbedder()).generation
+        answer = QA(s, embedder=HashEmbedder()).answer("What is the gout treatment?")
+        # the "replica" is an empty database: what readers see comes from it, what writers write goes to primary
+        r = Settings.from_env(home=settings.home, database_url=primary, database_read_url=replica)
+        assert published(s) == gen and published(r) is None
+        reader, writer = open_store(r, readonly=True), open_store(r)
+        try:
+            assert reader.documents() == [] and len(writer.documents()) == 1
+        finally:
+            reader.close()
+            writer.close()
+        assert audit.record(r, answer, "cli", who="ana")
+        assert [row["who"] for row in audit.rows(s)] == ["ana"]
+        monkeypatch.setenv("GQA_DATABASE_URL", primary)
+        monkeypatch.setenv("GQA_DATABASE_READ_URL", "postgresql://gqa:s3cret@127.0.0.1:1/gqa")
+        assert main(["docs"]) == 1  # an unreachable replica is named at start
+    finally:
+        drop_database(pg_server, primary)
+        drop_database(pg_server, replica)
