@@ -256,3 +256,19 @@ def test_readers_use_the_read_replica_and_writers_the_primary(pg_server, setting
     finally:
         drop_database(pg_server, primary)
         drop_database(pg_server, replica)
+
+
+def test_connections_the_server_dropped_are_replaced_not_failed(pg_url, settings, tmp_path: Path) -> None:  # noqa: F811
+    from rag.engine import Engine
+
+    s = Settings.from_env(home=settings.home, database_url=pg_url)
+    ingest([guide(tmp_path / "acme_gout_2024.pdf", "gout")], s, HashEmbedder())
+    engine = Engine(s, HashEmbedder())
+    assert engine.retrieve("gout flare", k=3)
+    admin = connect(pg_url, configure=False)
+    try:  # as a server restart or an idle timeout would: every other session of this database ends
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid()")
+    finally:
+        admin.close()
+    assert engine.retrieve("gout flare", k=3)

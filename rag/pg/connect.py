@@ -114,9 +114,11 @@ def pool(url: str):
             from psycopg_pool import ConnectionPool
 
             connect(url).close()  # a one-line error for an unreachable server or an old schema, first
+            # check: a connection is tested as it is lent (one round trip), so one the server dropped (a
+            # restart, a failover, an idle timeout) is replaced instead of failing a question
             found = ConnectionPool(url, min_size=1, max_size=POOL_MAX, open=False, configure=_configure,
                                    kwargs={"autocommit": True, "connect_timeout": 10}, timeout=30,
-                                   name="gqa-readers")
+                                   name="gqa-readers", check=ConnectionPool.check_connection)
             try:
                 found.open(wait=True, timeout=15)
             except Exception as exc:  # noqa: BLE001 - e.g. PoolTimeout: the server went away meanwhile
