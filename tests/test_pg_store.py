@@ -272,3 +272,19 @@ def test_connections_the_server_dropped_are_replaced_not_failed(pg_url, settings
     finally:
         admin.close()
     assert engine.retrieve("gout flare", k=3)
+
+
+def test_above_the_exact_limit_rows_are_found_by_their_selective_words(pg_url, monkeypatch) -> None:  # noqa: F811
+    from rag.pg import reader
+
+    lexical, _ = text_generation(pg_url)
+    exact = lexical.ranking("warfarin dose", None, 10)
+    assert lexical.selective(["dose", "warfarin"], lexical.weights("dose warfarin")[1]) == ["dose", "warfarin"]
+    monkeypatch.setattr(reader, "EXACT_LIMIT", 0)
+    monkeypatch.setattr(reader, "COMMON_SHARE", 0.4)  # 'dose' is in 3 of the 6 rows, 'warfarin' in 2
+    assert lexical.selective(["dose", "warfarin"], lexical.weights("dose warfarin")[1]) == ["warfarin"]
+    # the two rows holding 'warfarin', scored on both words, as the exact ranking scores them
+    assert lexical.ranking("warfarin dose", None, 2) == exact[:2]
+    assert {r for r, _ in exact[:2]} == {0, 2}
+    # fewer rows hold a selective word than asked for: found by every word, as the exact ranking
+    assert lexical.ranking("warfarin dose", None, 10) == exact
