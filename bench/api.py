@@ -42,12 +42,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_api(home: Path, token: str, port: int, log: Path) -> subprocess.Popen:
-    """`guideline-qa api` over `home` in its own process; returns once /v1/health answers 200."""
-    env = {**os.environ, "GQA_HOME": str(home), "GQA_API_TOKENS": f"bench:{token}:reader", "NO_PROXY": "127.0.0.1"}
+def start_api(home: Path, token: str, port: int, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """`guideline-qa api` over `home` in its own process (`env`: its environment, default this one's);
+    returns once /v1/health answers 200."""
+    env = {**(os.environ if env is None else env), "GQA_HOME": str(home), "GQA_API_TOKENS": f"bench:{token}:reader",
+           "NO_PROXY": "127.0.0.1"}
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
-    end = time.monotonic() + 120
+    end = time.monotonic() + 180
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise SystemExit(f"the API exited with {proc.returncode}: {log.read_text()[-2000:]}")
@@ -58,7 +60,7 @@ def start_api(home: Path, token: str, port: int, log: Path) -> subprocess.Popen:
             pass
         time.sleep(0.2)
     proc.terminate()
-    raise SystemExit(f"the API did not answer /v1/health within 120 s: {log.read_text()[-2000:]}")
+    raise SystemExit(f"the API did not answer /v1/health within 180 s: {log.read_text()[-2000:]}")
 
 
 def client_loop(url: str, token: str, end: float, seed: int, out: list[dict]) -> None:

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from api import client_loop, free_port  # noqa: E402
+from api import client_loop, free_port, start_api  # noqa: E402
 from load import render_version  # noqa: E402
 
 
@@ -132,25 +132,6 @@ def phase_ingest(folder: Path, work: Path, make_url, skip_ray: bool) -> tuple[li
     return rows, pg_url
 
 
-def start_api(env: dict, token: str, port: int, log: Path) -> subprocess.Popen:
-    """`guideline-qa api` in its own process; returns once /v1/health answers 200."""
-    env = {**env, "GQA_API_TOKENS": f"bench:{token}:reader"}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "api", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
-    end = time.monotonic() + 180
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise SystemExit(f"an API replica exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=5).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit(f"an API replica did not answer /v1/health within 180 s: {log.read_text()[-2000:]}")
-
-
 def publisher(env: dict, work: Path, every: float, seconds: float, out: list[dict]) -> None:
     """New versions of a small generated guideline, one `guideline-qa ingest` each, until `seconds` pass."""
     pdfs = work / "versions"
@@ -166,10 +147,11 @@ def publisher(env: dict, work: Path, every: float, seconds: float, out: list[dic
 
 def phase_replicas(url: str, work: Path, args: argparse.Namespace) -> dict:
     """Two API replicas on one database, `clients` askers each, while an ingest publishes."""
-    env = base_env(work / "replica-home", url)
+    home = work / "replica-home"
+    env = base_env(home, url)
     token = secrets.token_hex(16)
     ports = [free_port(), free_port()]
-    apis = [start_api(env, token, p, work / f"api-{i}.log") for i, p in enumerate(ports)]
+    apis = [start_api(home, token, p, work / f"api-{i}.log", env) for i, p in enumerate(ports)]
     try:
         headers = {"Authorization": f"Bearer {token}"}
         for p in ports:  # models loaded before the clock starts
