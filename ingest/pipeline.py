@@ -504,20 +504,17 @@ def _publish(prepared: list[_Prepared], settings: Settings, embedder: Embedder, 
     prev_id = store.get_meta("current_generation")
     prev_ids: list[str] = []
     index = None
-    if prev_id and store.shared:
-        prev_ids, index = previous_rows(settings, store, prev_id, embedder.id)
-    elif prev_id:
+    if prev_id:
         try:
-            files, index = read_generation(settings.home, prev_id, embedder.id)
-            prev_ids = files.chunk_ids
-        except GQAError as exc:  # e.g. another embedder: rebuild everything from the cache
-            log.warning("rebuilding the index from the embedding cache: %s", exc)
-            index, prev_ids = None, []
-    if store.shared:  # the chunks carry their vectors in the database: no index to build
-        if not prev_id:
-            prev_ids = [k.chunk_id for d in existing for k in store.chunks_of(d.doc_id)]
-    elif index is None:
+            prev_ids, index = previous_rows(settings, store, prev_id, embedder.id)
+        except GQAError as exc:
+            if store.shared:  # no index to rebuild: the database's chunks carry one embedder's vectors
+                raise
+            log.warning("rebuilding the index from the embedding cache: %s", exc)  # e.g. another embedder
+    rebuild = index is None and not store.shared  # PostgreSQL: the chunks carry their vectors, no index
+    if not prev_id or rebuild:
         prev_ids = [k.chunk_id for d in existing for k in store.chunks_of(d.doc_id)]
+    if rebuild:
         index = new_index(embedder.dim, len(prev_ids) + sum(len(p.chunks) for p in prepared))
         _add(index, store, store.content_hashes(), prev_ids, embedder)
     new_ids = [k.chunk_id for p in prepared for k in p.chunks]

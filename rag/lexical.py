@@ -144,14 +144,20 @@ def write_tables(folder: Path, chunk_ids: list[str], rows_of: Callable[[list[str
         new_ids = chunk_ids[postings.rows:]
     rows = rows_of(new_ids) if new_ids else []
     postings = postings.extend(tokenize([t for _, t in rows]))
-    terms.add(t for _, t in rows)
-    # a new document's definitions; documents already tabled keep theirs (their rows did not change)
-    fresh = _abbreviations(r for r in rows if r[0] not in abbr)
-    abbr.update({d: {k: sorted(v) for k, v in a.items()} for d, a in fresh.items()})
+    add_rows(terms, abbr, rows)
     postings.save(out)
     BM25.build(postings).save(out)
     (out / "abbreviations.json").write_text(json.dumps(abbr))
     (out / "terms.json").write_text(json.dumps({"version": TABLES_VERSION, **terms.to_json()}))
+
+
+def add_rows(terms: TermStats, abbr: dict[str, dict[str, list[str]]], rows: list[tuple[str, str]]) -> None:
+    """Extend a generation's term statistics and abbreviations (as stored: JSON lists) by new rows
+    (doc_id, row text), in place. A new document's definitions are added; documents already tabled keep
+    theirs (their rows did not change)."""
+    terms.add(t for _, t in rows)
+    fresh = _abbreviations(r for r in rows if r[0] not in abbr)
+    abbr.update({d: {k: sorted(v) for k, v in a.items()} for d, a in fresh.items()})
 
 
 def _previous(previous: Path | None, previous_ids: list[str] | None, chunk_ids: list[str]):

@@ -32,9 +32,7 @@ def write(folder: Path, chunk_ids: list[str], rows_of: Callable[[list[str]], lis
     new_rows = rows_of(chunk_ids[start:]) if start < len(chunk_ids) else []
     memo = {chunk_ids[start + i]: r for i, r in enumerate(new_rows)}
     order: list[str] = list(old[1]) if old is not None else []
-    code = {d: i for i, d in enumerate(order)}
-    more = np.fromiter((code.setdefault(d, len(code)) for d, _ in new_rows), np.int32, len(new_rows))
-    order += [d for d, i in sorted(code.items(), key=lambda kv: kv[1])[len(order):]]
+    more = extend_rows(order, [d for d, _ in new_rows])
     row_doc = np.concatenate([old[0], more]) if old is not None else more
     np.save(folder / ROWS, row_doc.astype(np.int32))
     (folder / DOCS).write_text(json.dumps(order))
@@ -47,6 +45,17 @@ def write(folder: Path, chunk_ids: list[str], rows_of: Callable[[list[str]], lis
 
     lexical.write_tables(folder, chunk_ids, rows_memo, previous if appended else None,
                          previous_ids if appended else None)
+
+
+def extend_rows(order: list[str], doc_ids: list[str]) -> np.ndarray:
+    """The position in `order` of each new row's document; documents not yet in it are appended (in place).
+
+    Example: (['a'], ['b', 'a', 'b']) -> [1, 0, 1], order ['a', 'b']
+    """
+    code = {d: i for i, d in enumerate(order)}
+    more = np.fromiter((code.setdefault(d, len(code)) for d in doc_ids), np.int32, len(doc_ids))
+    order += [d for d, i in sorted(code.items(), key=lambda kv: kv[1])[len(order):]]
+    return more
 
 
 def read_rows(generation: Path, n_rows: int) -> tuple[np.ndarray, tuple[str, ...]] | None:

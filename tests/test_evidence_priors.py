@@ -299,19 +299,27 @@ def test_supports_never_come_from_a_third_document_that_only_mentions_the_subjec
     assert not abstained and [c.hit.doc.title for c in picked] == ["ACETAMINOPHEN TABLETS"]
 
 
-def test_a_lead_that_refers_back_is_supported_by_the_sentence_before() -> None:
-    def unit(text: str, position: int, score: float) -> Candidate:
-        c = candidate(text, title="AMOXICILLIN CAPSULES", section="5.5 Use in Patients With Mononucleosis")
-        return replace(c, position=position, score=score)
-
-    before = unit("Most patients with mononucleosis who receive amoxicillin develop a skin rash.", 0, 0.65)
-    lead = unit("Thus, amoxicillin should not be administered to patients with mononucleosis.", 1, 0.8)
-    q = query("Should amoxicillin be given in infectious mononucleosis?", [lead])
-    both = [replace(before, hit=lead.hit), lead]
+@pytest.mark.parametrize("title, section, before, lead, question", [
+    ("AMOXICILLIN CAPSULES", "5.5 Use in Patients With Mononucleosis",
+     "Most patients with mononucleosis who receive amoxicillin develop a skin rash.",
+     "Thus, amoxicillin should not be administered to patients with mononucleosis.",
+     "Should amoxicillin be given in infectious mononucleosis?"),
+    # a list of examples names instances of what the unit before says
+    ("METFORMIN HYDROCHLORIDE TABLETS", "7 DRUG INTERACTIONS",
+     "Intervention: Consider more frequent monitoring of these patients.",
+     "Examples: topiramate, zonisamide, acetazolamide or dichlorphenamide.",
+     "Does acetazolamide interact with metformin?"),
+])
+def test_a_lead_that_refers_back_is_supported_by_the_sentence_before(title: str, section: str, before: str,
+                                                                      lead: str, question: str) -> None:
+    first = replace(candidate(before, title=title, section=section), position=0, score=0.65)
+    last = replace(candidate(lead, title=title, section=section), position=1, score=0.8)
+    q = query(question, [last])
+    both = [replace(first, hit=last.hit), last]
     picked, _ = select(q, both, lambda t: 1.0)
-    assert [c.text for c in picked] == [lead.text, before.text]
-    alone, _ = select(q, [replace(both[0], position=5), lead], lambda t: 1.0)  # not the sentence before
-    assert [c.text for c in alone] == [lead.text]
+    assert [c.text for c in picked] == [lead, before]
+    alone, _ = select(q, [replace(both[0], position=5), last], lambda t: 1.0)  # not the sentence before
+    assert [c.text for c in alone] == [lead]
 
 
 def test_the_unit_after_the_lead_is_quoted_across_a_passage_boundary() -> None:
@@ -331,18 +339,6 @@ def test_the_unit_after_the_lead_is_quoted_across_a_passage_boundary() -> None:
     later = replace(first, text="Do not use with other drugs containing acetaminophen.", position=4, score=0.2)
     picked, _ = select(q, [later, replace(lead, terms=terms), replace(nxt, terms=terms)], lambda t: 1.0)
     assert [c.text for c in picked] == [lead.text]
-
-
-def test_a_list_of_examples_is_quoted_with_the_statement_it_exemplifies() -> None:
-    def unit(text: str, position: int, score: float) -> Candidate:
-        c = candidate(text, title="METFORMIN HYDROCHLORIDE TABLETS", section="7 DRUG INTERACTIONS")
-        return replace(c, position=position, score=score)
-
-    before = unit("Intervention: Consider more frequent monitoring of these patients.", 2, 0.4)
-    lead = unit("Examples: topiramate, zonisamide, acetazolamide or dichlorphenamide.", 3, 0.6)
-    q = query("Does acetazolamide interact with metformin?", [lead])
-    picked, _ = select(q, [replace(before, hit=lead.hit), lead], lambda t: 1.0)
-    assert [c.text for c in picked] == [lead.text, before.text]
 
 
 def test_numbers_a_question_does_not_ask_for_are_no_reason_to_quote() -> None:

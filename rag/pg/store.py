@@ -15,9 +15,10 @@ from contextlib import contextmanager
 import numpy as np
 
 from rag.errors import GQAError
-from rag.lexical import TermStats, _abbreviations, row_text
+from rag.lexical import TermStats, add_rows, row_text
 from rag.logbook import Logbook
 from rag.pg.connect import HNSW_EF_CONSTRUCTION, HNSW_M, failure, pool
+from rag.tables import extend_rows
 from rag.types import Chunk, Document, Page
 
 log = logging.getLogger(__name__)
@@ -325,15 +326,8 @@ class PgStore(Logbook):
         else:
             start, terms, row_doc, order, abbr = 0, TermStats(), [], [], {}
         rows = rows_of(chunk_ids[start:]) if start < len(chunk_ids) else []
-        code = {d: i for i, d in enumerate(order)}
-        for doc_id, _ in rows:
-            if doc_id not in code:
-                code[doc_id] = len(order)
-                order.append(doc_id)
-            row_doc.append(code[doc_id])
-        terms.add(t for _, t in rows)
-        fresh = _abbreviations(r for r in rows if r[0] not in abbr)
-        abbr.update({d: {k: sorted(v) for k, v in a.items()} for d, a in fresh.items()})
+        row_doc += extend_rows(order, [d for d, _ in rows]).tolist()
+        add_rows(terms, abbr, rows)
         return {"row_doc": row_doc, "doc_order": order, "terms": json.dumps(terms.to_json()),
                 "abbreviations": json.dumps(abbr)}
 
