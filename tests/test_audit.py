@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from answer_corpus import QUESTION, ingest_corpus
+from raw_tables import table_rows
 
 from cli.main import main
 from rag import audit
@@ -46,13 +47,7 @@ def home(corpus_source: Path, settings, hash_embedder, monkeypatch) -> Path:
 
 
 def audit_rows(home: Path) -> list[dict]:
-    """The raw table, read apart from the product's code."""
-    con = sqlite3.connect(home / "gqa.sqlite")
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM audit ORDER BY id")]
-    finally:
-        con.close()
+    return table_rows(home, "audit")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from raw_tables import table_rows
 
 from rag.types import Answer, Chunk, Citation, Document, Hit
 from ui import feedback, views
@@ -98,12 +98,7 @@ def test_small_print_words() -> None:
 
 # --- feedback --------------------------------------------------------------------------------------------
 def rows(home: Path) -> list[dict]:
-    con = sqlite3.connect(home / "gqa.sqlite")
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM feedback ORDER BY id")]
-    finally:
-        con.close()
+    return table_rows(home, "feedback")
 
 
 def test_feedback_record_stores_answer_citations_and_index(settings) -> None:
