@@ -19,7 +19,7 @@ import numpy as np
 from rag import synonyms
 from rag.answer_config import DEFAULT, AnswerConfig
 from rag.embedder import Embedder
-from rag.query import SECTIONS, Query, band_contains
+from rag.query import COMBINATION, SECTIONS, Query, band_contains
 from rag.text import PREFIX, numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
 from rag.units import Unit, context, units
@@ -35,7 +35,10 @@ _ANAPHOR = re.compile(r"(?:(?:thus|therefore|hence|consequently|however|this|the
 # The units of an amount given (a dose, a volume, a count of tablets), as rag.text.numbers_with_units writes them.
 _DOSE_UNIT = re.compile(r"(?:mg|mcg|µg|microgram|g|ml|l|iu|unit|mmol|tablet|capsule|dose)(?:/.*)?$")
 # A cross-reference: '(5.1)', '(2.1, 2.3)', '[see Warnings and Precautions (5.4)]'.
-_REFERENCE = re.compile(r"\[see [^\]]*\]|\(\d+(?:\.\d+)*(?:,\s*\d+(?:\.\d+)*)*\)")
+_REFERENCE = re.compile(r"\[see [^\]]*\]|\(\d+(?:\.\d+)*(?:,\s*\d+(?:\.\d+)*)*\)"
+                        # a date names a document or an event, not a value asked for ('(February 2001)')
+                        r"|\b(?:January|February|March|April|May|June|July|August|September|October"
+                        r"|November|December)\s+(?:\d{1,2},\s*)?(?:19|20)\d\d\b|\((?:19|20)\d\d\)")
 # A number stated in words or as a share, besides numbers_with_units ('one-third', 'twice', '75%').
 _NUMBER = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twice|half|third|quarter)\b|\d\s*%",
                      re.I)
@@ -107,7 +110,10 @@ def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, i
     for c in cands:
         words = _context_words(c)
         words |= spelled_out(c.hit.doc.doc_id, words)
-        present = frozenset(t for t, names in alias.items() if names & words)
+        # inflections by their first PREFIX letters: 'characterize' is in 'IMNM is characterized by'
+        starts = {w[:PREFIX] for w in words if len(w) >= PREFIX}
+        present = frozenset(t for t, names in alias.items()
+                            if names & words or any(len(n) >= PREFIX and n[:PREFIX] in starts for n in names))
         share = sum(idf(t) for t in present) / total
         lexical.append(replace(c, score=cfg.w_terms * share + _prior(query, c, cfg), terms=present))
     ctx = [_context(c) for c in lexical]
@@ -358,7 +364,10 @@ def aliases_of(term: str) -> frozenset[str]:
     """
     clinical = {n for m in synonyms.clinical_mentions(term) if m.text.lower() == term for n in m.names
                 if " " not in n}
-    return frozenset({term} | {s for n in synonyms.names_of(term) | clinical for s in stems(n)})
+    # a combination's name ('amoxicillin + clavulanic acid' for Augmentin) is not each of its parts: a
+    # passage on amoxicillin alone does not count as one on Augmentin
+    drug = {n for n in synonyms.names_of(term) if not COMBINATION.search(n)}
+    return frozenset({term} | {s for n in drug | clinical for s in stems(n)})
 
 
 def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], library_size: int,
@@ -386,11 +395,17 @@ def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], l
         # 'reassess' is 'assess' done again, 'nonadherence' the lack of 'adherence': the same subject
         names = aliases_of(term) | {term[len(p):] for p in DERIVATIONAL if term.startswith(p)
                                     and len(term) - len(p) >= 5}
-        if names & seen or {n[:PREFIX] for n in names} & prefixes:
+        if names & seen or {_start(n) for n in names} & prefixes:
             continue
-        if all(df(n[:PREFIX]) <= rare for n in names):
+        if all(df(_start(n)) <= rare for n in names):
             out.append(term)
     return sorted(out)
+
+
+def _start(name: str) -> str:
+    """The letters a name is matched by: its first PREFIX, but all of a hyphenated combination's
+    ('amoxicillin-clavulanate' is not any amoxicillin)."""
+    return name if "-" in name[PREFIX:] else name[:PREFIX]
 
 
 def asked_part(question: str) -> str:

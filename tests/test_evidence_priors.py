@@ -420,3 +420,32 @@ def test_an_inflected_everyday_verb_names_nothing() -> None:
     assert technical_terms(q, lambda w: w in whole) >= {"warfarin"}
     assert not technical_terms(q, lambda w: w in whole) & {"reconciling", "stopping"}
     assert {"reconciling", "stopping"} <= technical_terms(q, lambda w: w in whole - {"reconcile", "stop"})
+
+
+def test_a_date_is_no_number_stated() -> None:
+    from rag.extractive import states_number
+
+    assert not states_number("Consult the guidance entitled Statistical Approaches (February 2001).")
+    assert not states_number("The draft was issued on May 19, 2017.")
+    assert states_number("The maximum dose is 2000 mg.") and states_number("In 2017 the label changed.")
+
+
+def test_a_combination_product_is_not_its_parts() -> None:
+    """Augmentin is amoxicillin with clavulanate: a passage on amoxicillin alone does not cover it."""
+    from rag.extractive import aliases_of, unsupported_terms
+
+    assert "amoxicillin" not in aliases_of("augmentin") and "amoxicillin-clavulanate" in aliases_of("augmentin")
+    assert "acetaminophen" in aliases_of("tylenol")
+    label = candidate("Pediatric patients: 25 mg/kg/day in divided doses every 12 hours.", title="AMOXICILLIN")
+    q = query("What is the dose of Augmentin for otitis media?", [label])
+    df = {"amoxic": 500, "amoxicillin-clavulanate": 0, "augmen": 0, "co-amo": 0, "otitis": 20}.get
+    assert unsupported_terms(q, [label.hit], lambda p: df(p, 50), 1000) == ["augmentin"]
+
+
+def test_a_term_counts_in_its_inflections() -> None:
+    """'characterize' is in 'IMNM is characterized by...'; a word sharing fewer letters is not."""
+    feature = candidate("IMNM is characterized by proximal muscle weakness.", title="ATORVASTATIN")
+    other = candidate("IMNM is a rare charcoal finding.", title="ATORVASTATIN")
+    q = query("What features characterize IMNM?", [feature, other])
+    a, b = score_candidates(q, [feature, other], SameVector(), lambda t: 1.0)
+    assert "characterize" in a.terms and "characterize" not in b.terms
