@@ -229,7 +229,7 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         before a lead that refers back to it, or the first word of another document the question names."""
         share = sum(idf(t) for t in c.terms - covered) / total
         stated = {a for x in chosen for a in numbers_with_units(x.text)} | asked
-        amounts = (query.asks_number or "dosing" in query.intents) and bool(set(numbers_with_units(c.text)) - stated)
+        amounts = query.asks_number and bool(set(numbers_with_units(c.text)) - stated)
         follows = _step(lead, c) == 1
         # a lead that starts 'Thus, ...' or 'These patients ...' says what it says only after the one before
         grounds = _step(c, lead) == 1 and bool(_ANAPHOR.match(lead.text))

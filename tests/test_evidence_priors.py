@@ -449,3 +449,22 @@ def test_a_term_counts_in_its_inflections() -> None:
     q = query("What features characterize IMNM?", [feature, other])
     a, b = score_candidates(q, [feature, other], SameVector(), lambda t: 1.0)
     assert "characterize" in a.terms and "characterize" not in b.terms
+
+
+def test_a_question_not_asking_a_number_is_finished_by_the_next_statement_not_an_amount() -> None:
+    """'What should they do?' about a missed dose: the sentence after the lead (do not double it) is
+    quoted, not a dosing sentence that only adds an amount; a question asking how much takes the amount."""
+    lead = candidate("If a dose is missed, take it as soon as possible on the same day.", title="WARFARIN",
+                     section="2.6 Missed Dose")
+    after = replace(lead, text="Do not double the dose the next day.", position=1)
+    amount = candidate("The usual dose is 2 to 5 mg once daily.", title="WARFARIN", section="2.3 Dosing")
+    scored = [replace(lead, score=0.6, terms=frozenset({"dose", "warfarin"})),
+              replace(after, score=0.5, terms=frozenset({"dose"})),
+              replace(amount, score=0.5, terms=frozenset({"dose", "warfarin"}))]
+    q = query("A patient forgot a warfarin dose. What should they do?", [lead])
+    assert not q.asks_number
+    quotes, _ = select(q, scored, lambda t: 1.0)
+    assert [c.text for c in quotes[1:]] == [after.text]
+    q = query("How much warfarin is the dose, and what if one is missed?", [lead])
+    quotes, _ = select(q, scored, lambda t: 1.0)
+    assert amount.text in [c.text for c in quotes]
