@@ -50,7 +50,9 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 #    there, and a table's chunk never spans pages.
 # 8: line numbers in the left margin (FDA draft guidances) are not read into the text; roman-numbered
 #    chapters and their lettered sections ("III. PROCESS AND PROCEDURES", "A. Filing Review") are headings.
-CHUNKER_VERSION = 8
+# 9: a page whose stream writes its bullets apart from their items is read by position; a sub-list
+#    bullet printed as the letter o is read as one.
+CHUNKER_VERSION = 9
 
 TokenCounter = Callable[[list[str]], list[int]]
 

@@ -43,6 +43,9 @@ _DIGITS = re.compile(r"\d+")
 # (PDF bytes, each page's text) -> the texts with pages lacking a text layer read by OCR (ingest/ocr.py)
 OcrHook = Callable[[bytes, list[str]], list[str]]
 _WS = re.compile(r"[ \t\u00a0]+")
+# A sub-list bullet printed as the letter o (FDA labels set it in a symbol font): written as the white
+# bullet it is, so the chunker and the answerer read an item there, not the word 'o'.
+_O_BULLET = re.compile(r"^o (?=[A-Z(])")
 
 
 def extract_pdf(source: Path | PdfBytes, ocr: OcrHook | None = None) -> Extracted:
@@ -127,7 +130,7 @@ def _page_reading(page) -> tuple[str, tuple[str, ...]]:
 def _normalise(text: str) -> str:
     """The characters pypdf emits for ligatures and odd spaces normalised; the words kept verbatim."""
     text = text.replace("\u00ad", "").replace("\ufb01", "fi").replace("\ufb02", "fl")
-    return "\n".join(_WS.sub(" ", ln).strip() for ln in text.splitlines())
+    return "\n".join(_O_BULLET.sub("\u25e6 ", _WS.sub(" ", ln).strip()) for ln in text.splitlines())
 
 
 def _plain_text(page) -> str:

@@ -147,13 +147,26 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     if _misplaced(runs):  # positions cannot be trusted: the stream's order, less the line numbers
         return strip_line_numbers(plain, {int(m.text) for m in margin}), ()
     numbered = bool(margin)
-    text, moved = read(runs, boxes, cells=cells)
+    # bullets the stream writes apart from their items (all bullets first, then the items' text): the
+    # page is read by position, which puts each bullet before its item
+    apart = _bare_bullets(plain) >= 2
+    text, moved = read(runs, boxes, cells=cells, by_position=apart)
+    if apart and _bare_bullets(text) < _bare_bullets(plain) and intact(plain, text) >= INTACT:
+        moved = "bullets"
     warnings = boxed_warnings(runs)
-    chosen = text if numbered or moved == "columns" or (moved == "box" and intact(plain, text) >= INTACT) \
-        else plain
+    chosen = text if numbered or moved in ("columns", "bullets") or (
+        moved == "box" and intact(plain, text) >= INTACT) else plain
     from ingest import tables  # it builds on this module's lines
 
     return tables.mark_cells(chosen, tables.page_grids(runs)), warnings
+
+
+_BARE_BULLET = re.compile(r"^\s*[•●▪◦o−–-]\s*$", re.M)
+
+
+def _bare_bullets(text: str) -> int:
+    """Lines that are only a bullet (its item's text elsewhere in the stream)."""
+    return len(_BARE_BULLET.findall(text))
 
 
 def line_numbers(runs: list[Run]) -> list[Run]:
@@ -241,7 +254,8 @@ def intact(plain: str, text: str) -> float:
     return sum(ln in flat for ln in lines) / len(lines)
 
 
-def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells: bool = False) -> tuple[str, str]:
+def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells: bool = False,
+         by_position: bool = False) -> tuple[str, str]:
     """Text of positioned runs (given in content-stream order) in reading order.
 
     The content stream's order is kept where nothing says it is wrong: a generator writes a page's
@@ -249,6 +263,7 @@ def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells:
     line). So boxes are placed by position, prose columns are read one after another, and otherwise
     lines follow the stream. With `cells` (a page with a table caption) every line is placed by
     position and a row's cells are joined with ' | ', as pypdf's layout mode prints tables.
+    `by_position`: every line placed by position, cells not joined (bullets the stream wrote apart).
     `boxes`: (x0, y0, x1, y1) rectangles; a box holding BOX_LINES or more lines is read whole.
     Returns the text and what position moved: "columns" (the stream interleaves them), "box" (one was
     drawn out of place) or "" (the stream's order was right).
@@ -263,7 +278,7 @@ def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells:
     for r in runs:  # a rectangle behind fewer lines is shading (a table row), not a box
         if r.box >= 0 and counts[r.box] < BOX_LINES:
             r.box = -1
-    lines = _lines(runs) if cells else _stream_lines(runs)
+    lines = _lines(runs) if cells or by_position else _stream_lines(runs)
     flow: list[Block] = []
     in_box: dict[int, list[Line]] = {}
     for ln in lines:
@@ -276,7 +291,7 @@ def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells:
     for i, r in enumerate(runs):
         r.seq = i if r.seq < 0 else r.seq
     gutter = _gutter(flow + held)
-    if cells or gutter is not None:
+    if cells or by_position or gutter is not None:
         ordered = _order(flow + held)
     else:
         ordered = _insert_boxes(flow, held)

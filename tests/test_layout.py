@@ -211,3 +211,31 @@ def test_line_numbers_are_stripped_from_plain_text_where_positions_cannot_be_tru
     plain = "III. PROCESS AND PROCEDURES 106 \n 107 \nThe FDA will file within 60 days 108 \nof receipt 60\n"
     assert strip_line_numbers(plain, set(range(106, 110))).splitlines() == [
         "III. PROCESS AND PROCEDURES", "", "The FDA will file within 60 days", "of receipt 60"]
+
+
+ITEMS = ["Take the tablets once daily at any time of the day, with or without food.",
+         "Assess LDL-C as early as 4 weeks after starting, and adjust the dosage if necessary.",
+         "If a dose is missed, do not take the missed dose; resume with the next dose."]
+
+
+def bullets_written_first(path: Path, sub: bool = False) -> Path:
+    """A list whose bullets the stream writes first and whose items' text it writes after them (as some
+    label generators do); with `sub`, the bullets are the letter o (a sub-list set in a symbol font)."""
+    pdf = _pdf()
+    pdf.text(40, 80, "2.1 Important Dosage Information")
+    for i in range(len(ITEMS)):
+        pdf.text(50, 100 + 14 * i, "o" if sub else "-")
+    for i, item in enumerate(ITEMS):
+        pdf.text(62, 100 + 14 * i, item)
+    pdf.text(40, 100 + 14 * len(ITEMS) + 10, "2.2 Recommended Dosage in Adult Patients")
+    pdf.output(str(path))
+    return path
+
+
+@pytest.mark.parametrize("sub", [False, True])
+def test_bullets_written_apart_from_their_items_are_read_before_them(tmp_path: Path, sub: bool) -> None:
+    text = _text(bullets_written_first(tmp_path / "bullets.pdf", sub))
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    mark = "\u25e6" if sub else "-"
+    assert [f"{mark} {it}" for it in ITEMS] == [ln for ln in lines if ln.endswith(".")]
+    assert lines[0] == "2.1 Important Dosage Information" and lines[-1].startswith("2.2 Recommended")
