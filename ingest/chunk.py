@@ -51,7 +51,8 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 # 8: line numbers in the left margin (FDA draft guidances) are not read into the text; roman-numbered
 #    chapters and their lettered sections ("III. PROCESS AND PROCEDURES", "A. Filing Review") are headings.
 # 9: a page whose stream writes its bullets apart from their items is read by position; a sub-list
-#    bullet printed as the letter o is read as one.
+#    bullet printed as the letter o is read as one; a table row's label ('Clinical Impact:') is read
+#    before the cell it names.
 CHUNKER_VERSION = 9
 
 TokenCounter = Callable[[list[str]], list[int]]

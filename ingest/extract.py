@@ -45,7 +45,7 @@ OcrHook = Callable[[bytes, list[str]], list[str]]
 _WS = re.compile(r"[ \t\u00a0]+")
 # A sub-list bullet printed as the letter o (FDA labels set it in a symbol font): written as the white
 # bullet it is, so the chunker and the answerer read an item there, not the word 'o'.
-_O_BULLET = re.compile(r"^o (?=[A-Z(])")
+_O_BULLET = re.compile(r"^o (?=[\w(])")
 
 
 def extract_pdf(source: Path | PdfBytes, ocr: OcrHook | None = None) -> Extracted:

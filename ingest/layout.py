@@ -17,6 +17,10 @@ record tables and lines pypdf misplaces):
   fills both sides. Lines that cross it (a title, a full-width box) split the page into sections read
   top to bottom, each section's columns left to right. Tables do not make columns: their cells are
   short, so a table's rows are read across.
+- Bullets the stream writes apart from their items (every bullet first, then the items' text) are put
+  back before their items: such a page is read by position.
+- A table row's label centred left of a cell of several lines ('Clinical Impact:' in FDA interaction
+  tables) is read before the cell, not inside its sentence, where pypdf's layout text puts it.
 - Line numbers printed down the left margin (FDA draft guidances number every line) are dropped: a
   column of bare, increasing integers standing left of all other text. pypdf's plain text splices
   them into the sentences and headings ('INTRODUCTION 16 17 The purpose of'), so such a page is read
@@ -154,7 +158,9 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     if apart and _bare_bullets(text) < _bare_bullets(plain) and intact(plain, text) >= INTACT:
         moved = "bullets"
     warnings = boxed_warnings(runs)
-    chosen = text if numbered or moved in ("columns", "bullets") or (
+    # row labels are misplaced only in pypdf's layout-mode text (table pages: _plain_text); its stream
+    # text has them in place, and a formulary's records read by position lose their order
+    chosen = text if numbered or moved in ("columns", "bullets") or (moved == "labels" and cells) or (
         moved == "box" and intact(plain, text) >= INTACT) else plain
     from ingest import tables  # it builds on this module's lines
 
@@ -288,6 +294,7 @@ def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells:
             flow.append(Block([ln]))
     held = [Block([ln for blk in _order([Block([ln]) for ln in box_lines]) for ln in blk.lines], box=True)
             for box_lines in in_box.values()]
+    labelled = _attach_labels(flow, held)
     for i, r in enumerate(runs):
         r.seq = i if r.seq < 0 else r.seq
     gutter = _gutter(flow + held)
@@ -296,8 +303,40 @@ def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells:
     else:
         ordered = _insert_boxes(flow, held)
     moved = "columns" if gutter is not None and _interleaved(flow, gutter) else \
-        "box" if any(_drawn_late(box, flow) for box in held) else ""
+        "box" if any(_drawn_late(box, flow) for box in held) else "labels" if labelled else ""
     return clean_residue(_render(_defer_boxes(ordered), cells)), moved
+
+
+# A row label left of a value cell has at most this many words and ends with a colon ('Clinical Impact:');
+# a formulary's medicine names, left of their forms, are no labels (its records are read in stream order).
+LABEL_WORDS = 4
+
+
+def _label(text: str) -> bool:
+    return text.endswith(":")
+
+
+def _attach_labels(flow: list[Block], held: list[Block]) -> int:
+    """Put each row label in front of the value cell it names; returns how many were moved.
+
+    FDA interaction tables print 'Clinical Impact:' left of a cell of several lines, centred on it, so
+    by baseline (and in pypdf's text) the label lands inside the cell's sentence ('... hyperchloremic
+    Clinical Impact: metabolic acidosis.'). A label (_label) is a line wholly left of a box whose lines
+    span its baseline; it is read first, as the cell's first line.
+    """
+    moved = 0
+    for box in held:
+        lo, hi = min(ln.y for ln in box.lines), max(ln.y for ln in box.lines)
+        left = [b for b in flow if len(b.lines) == 1 and b.x1 <= box.x0 + 1 and lo - 1 <= b.lines[0].y <= hi + 1]
+        # a label wrapped over two lines ('Clinical' over 'Impact:') comes with its colon line
+        labels = left if any(_label(b.lines[0].text(False)) for b in left) and \
+            sum(len(b.lines[0].text(False).split()) for b in left) <= LABEL_WORDS else []
+        if labels:
+            for b in labels:
+                flow.remove(b)
+            box.lines[:0] = [b.lines[0] for b in sorted(labels, key=lambda b: -b.lines[0].y)]
+            moved += len(labels)
+    return moved
 
 
 # A box is out of place in the stream when at least this many lines printed below it come before it.

@@ -239,3 +239,35 @@ def test_bullets_written_apart_from_their_items_are_read_before_them(tmp_path: P
     mark = "\u25e6" if sub else "-"
     assert [f"{mark} {it}" for it in ITEMS] == [ln for ln in lines if ln.endswith(".")]
     assert lines[0] == "2.1 Important Dosage Information" and lines[-1].startswith("2.2 Recommended")
+
+
+IMPACT = ["Carbonic anhydrase inhibitors frequently cause a decrease in",
+          "serum bicarbonate and induce non-anion gap, hyperchloremic",
+          "metabolic acidosis. Concomitant use may increase the risk",
+          "for lactic acidosis."]
+
+
+def labelled_cell(path: Path, label: tuple[str, ...]) -> Path:
+    """An FDA interaction table: a caption, a drug class, and a row label centred left of a framed cell
+    of several lines (so its baseline is that of a line inside the cell's sentence)."""
+    pdf = _pdf()
+    pdf.text(40, 60, "Table 3: Clinically Significant Drug Interactions with Zorbital")
+    pdf.text(40, 84, "Carbonic Anhydrase Inhibitors")
+    top = 96
+    pdf.rect(140, top, 400, 14 * len(IMPACT) + 6)
+    for i, ln in enumerate(IMPACT):
+        pdf.text(146, top + 12 + 14 * i, ln)
+    mid = top + 12 + 14 * (len(IMPACT) // 2)
+    for i, part in enumerate(label):  # on the cell's middle baselines
+        pdf.text(50, mid - 14 * (len(label) - 1) + 14 * i, part)
+    pdf.text(50, top + 14 * len(IMPACT) + 22, "Intervention: Consider more frequent monitoring of these patients.")
+    pdf.output(str(path))
+    return path
+
+
+@pytest.mark.parametrize("label", [("Clinical Impact:",), ("Clinical", "Impact:")])
+def test_a_row_label_is_read_before_the_cell_it_names(tmp_path: Path, label: tuple[str, ...]) -> None:
+    """Not '... hyperchloremic Clinical Impact: metabolic acidosis.' (pypdf's layout text of such a row)."""
+    text = " ".join(_text(labelled_cell(tmp_path / "table.pdf", label)).split())
+    assert f"Clinical Impact: {' '.join(IMPACT)}" in text
+    assert text.index("for lactic acidosis.") < text.index("Intervention: Consider")
