@@ -52,7 +52,7 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 #    chapters and their lettered sections ("III. PROCESS AND PROCEDURES", "A. Filing Review") are headings.
 # 9: a page whose stream writes its bullets apart from their items is read by position; a sub-list
 #    bullet printed as the letter o is read as one; a table row's label ('Clinical Impact:') is read
-#    before the cell it names.
+#    before the cell it names, and a row with a framed cell of several lines is read cell by cell.
 CHUNKER_VERSION = 9
 
 TokenCounter = Callable[[list[str]], list[int]]

@@ -20,7 +20,8 @@ record tables and lines pypdf misplaces):
 - Bullets the stream writes apart from their items (every bullet first, then the items' text) are put
   back before their items: such a page is read by position.
 - A table row's label centred left of a cell of several lines ('Clinical Impact:' in FDA interaction
-  tables) is read before the cell, not inside its sentence, where pypdf's layout text puts it.
+  tables) is read before the cell, not inside its sentence, where pypdf's layout text puts it; a row
+  whose framed cell holds several lines (the CYP450 table) is read cell by cell, one line a row.
 - Line numbers printed down the left margin (FDA draft guidances number every line) are dropped: a
   column of bare, increasing integers standing left of all other text. pypdf's plain text splices
   them into the sentences and headings ('INTRODUCTION 16 17 The purpose of'), so such a page is read
@@ -160,7 +161,7 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     warnings = boxed_warnings(runs)
     # row labels are misplaced only in pypdf's layout-mode text (table pages: _plain_text); its stream
     # text has them in place, and a formulary's records read by position lose their order
-    chosen = text if numbered or moved in ("columns", "bullets") or (moved == "labels" and cells) or (
+    chosen = text if numbered or moved in ("columns", "bullets") or (moved in ("rows", "labels") and cells) or (
         moved == "box" and intact(plain, text) >= INTACT) else plain
     from ingest import tables  # it builds on this module's lines
 
@@ -294,6 +295,8 @@ def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells:
             flow.append(Block([ln]))
     held = [Block([ln for blk in _order([Block([ln]) for ln in box_lines]) for ln in blk.lines], box=True)
             for box_lines in in_box.values()]
+    # (not on a page of two prose columns: there what stands beside a framed table is the other column)
+    rows = _cell_rows(flow, held, [boxes[i] for i in in_box]) if cells and _gutter(flow + held) is None else 0
     labelled = _attach_labels(flow, held)
     for i, r in enumerate(runs):
         r.seq = i if r.seq < 0 else r.seq
@@ -303,8 +306,55 @@ def read(runs: list[Run], boxes: list[tuple[float, float, float, float]], cells:
     else:
         ordered = _insert_boxes(flow, held)
     moved = "columns" if gutter is not None and _interleaved(flow, gutter) else \
-        "box" if any(_drawn_late(box, flow) for box in held) else "labels" if labelled else ""
+        "box" if any(_drawn_late(box, flow) for box in held) else "rows" if rows else \
+        "labels" if labelled else ""
     return clean_residue(_render(_defer_boxes(ordered), cells)), moved
+
+
+def _cell_rows(flow: list[Block], held: list[Block], rects: list[tuple[float, float, float, float]]) -> int:
+    """Make each table row that has a framed cell of several lines one line, cell by cell; returns how
+    many rows were made.
+
+    A matrix table (FDA's CYP450 table: enzyme | inhibitors | inducers) frames a long cell and prints
+    the cells beside it line by line, the row label centred: by baseline its rows are lost ('CYP1A2'
+    lands among the fourth lines). The row is the framed cell's height: what stands left of the cell
+    within it is the first cell(s), what stands right of it the last; a cell's lines are read top to
+    bottom. A label ending in a colon and one cell are left to _attach_labels.
+    `rects`: the rectangle of each of `held`, in order.
+    """
+    made = 0
+    for box, (x0, y0, x1, y1) in zip(list(held), rects, strict=True):
+        inside = [b for b in flow if len(b.lines) == 1 and y0 - 1 <= b.lines[0].y <= y1 + 1]
+        pieces = [(seg, ln.y) for b in inside for ln in b.lines for seg in ln.segments]
+        left = [p for p in pieces if max(r.x1 for r in p[0]) <= x0 + 1]
+        right = [p for p in pieces if min(r.x0 for r in p[0]) >= x1 - 1]
+        labelled = any(_join_runs(p[0]).endswith(":") for p in left)
+        if not (right or left and not labelled) or len(left) + len(right) < len(pieces):
+            continue
+        cells = [*_columns(left), [r for ln in box.lines for r in ln.runs], *_columns(right)]
+        for b in inside:
+            flow.remove(b)
+        held.remove(box)
+        row = Line([r for c in cells for r in c])
+        row.segments = cells
+        flow.append(Block([row]))
+        made += 1
+    return made
+
+
+def _columns(pieces: list[tuple[list[Run], float]]) -> list[list[Run]]:
+    """Pieces of lines on one side of a row (runs, baseline) as cells: grouped into columns by
+    overlapping x, left to right, each column's pieces top to bottom."""
+    cols: list[list[tuple[list[Run], float]]] = []
+    for p in sorted(pieces, key=lambda p: p[0][0].x0):
+        lo, hi = p[0][0].x0, max(r.x1 for r in p[0])
+        col = next((c for c in cols if lo < max(r.x1 for q in c for r in q[0])
+                    and min(q[0][0].x0 for q in c) < hi), None)
+        if col is None:
+            cols.append([p])
+        else:
+            col.append(p)
+    return [[r for q in sorted(c, key=lambda q: -q[1]) for r in q[0]] for c in cols]
 
 
 # A row label left of a value cell has at most this many words and ends with a colon ('Clinical Impact:');
@@ -448,7 +498,7 @@ def _join_runs(runs: list[Run]) -> str:
     for r in runs:
         t = r.text.replace("\n", " ")
         if prev is not None and out and not out.endswith(" ") and not t.startswith(" ") \
-                and r.x0 - prev.x1 > 0.15 * r.h:
+                and (r.x0 - prev.x1 > 0.15 * r.h or abs(r.y - prev.y) > SAME_LINE * r.h):  # or a cell's next line
             out += " "
         out += t
         prev = r

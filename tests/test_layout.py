@@ -271,3 +271,35 @@ def test_a_row_label_is_read_before_the_cell_it_names(tmp_path: Path, label: tup
     text = " ".join(_text(labelled_cell(tmp_path / "table.pdf", label)).split())
     assert f"Clinical Impact: {' '.join(IMPACT)}" in text
     assert text.index("for lactic acidosis.") < text.index("Intervention: Consider")
+
+
+INHIBITORS = ["acyclovir, allopurinol, caffeine,", "ciprofloxacin, disulfiram,", "famotidine, fluvoxamine,",
+              "verapamil, zileuton"]
+INDUCERS = ["montelukast,", "omeprazole, phenytoin,", "cigarette smoking"]
+
+
+def matrix_table(path: Path) -> Path:
+    """FDA's CYP450 table: a header, then rows whose middle cell is framed and holds several lines, the
+    cell right of it printed line by line and the row label centred on the left."""
+    pdf = _pdf()
+    pdf.text(40, 60, "Table 2: Examples of CYP450 Interactions with Zorbital")
+    pdf.text(50, 84, "Enzyme")
+    pdf.text(130, 84, "Inhibitors")
+    pdf.text(400, 84, "Inducers")
+    for r, name in enumerate(("CYP2C9", "CYP1A2")):
+        top = 92 + r * (14 * len(INHIBITORS) + 14)  # apart: touching frames of one width read as grid cells
+        pdf.rect(120, top, 270, 14 * len(INHIBITORS) + 6)
+        for i, ln in enumerate(INHIBITORS):
+            pdf.text(126, top + 12 + 14 * i, ln)
+        for i, ln in enumerate(INDUCERS):
+            pdf.text(400, top + 12 + 14 * i, ln)
+        pdf.text(50, top + 12 + 14 * (len(INHIBITORS) // 2), name)
+    pdf.output(str(path))
+    return path
+
+
+def test_a_row_with_a_framed_cell_is_read_cell_by_cell(tmp_path: Path) -> None:
+    """'CYP1A2 | <its inhibitors> | <its inducers>', not a line of each cell's fourth line."""
+    lines = _text(matrix_table(tmp_path / "matrix.pdf")).splitlines()
+    row = f"CYP1A2 | {' '.join(INHIBITORS)} | {' '.join(INDUCERS)}"
+    assert row in lines and lines.index("Enzyme | Inhibitors | Inducers") < lines.index(row)
