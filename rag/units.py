@@ -32,6 +32,8 @@ _SECTION_NUMBER = re.compile(r"(?<![\d.,])\b\d{1,2}\.\d{1,2}\s+[A-Z][a-z]")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
 MIN_WORDS = 3
 _FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with without into versus vs".split())
+# A statement does not end on these words: one that does was broken off (by a page, a table, a footnote).
+_DANGLING = _FUNCTION_WORDS | frozenset("between than as that which whose if is are was were be been its their your".split())
 # A unit longer than this many words is a list run together, cut by _run_together.
 LONG_UNIT = 60
 _RUN_ON = re.compile(r"(?<=[a-z0-9)\]])\s(?=[A-Z][a-z]+\b)")
@@ -104,6 +106,7 @@ def quotable(text: str, kind: str) -> bool:
         '2.1 Dosing for Adults 2.2 Dosing in Neonates' -> False;
         'Steinmann P, Keiser J, Bos R. Schistosomiasis and water resources.' -> False;
         'To report SUSPECTED ADVERSE REACTIONS, contact FDA at 1-800-FDA-1088 or www.fda.gov/medwatch.' -> False;
+        'Applications for original BLAs received between' -> False;
         'Take 500 mg twice daily with meals.' -> True
     """
     words = text.split()
@@ -113,6 +116,8 @@ def quotable(text: str, kind: str) -> bool:
         return len(words) >= 2 and any(ch.isalnum() for ch in text)
     if sum(any(ch.isalpha() for ch in w) for w in words) < MIN_WORDS or text.endswith("?"):
         return False
+    if words[-1].lower() in _DANGLING:
+        return False  # a sentence broken off ('... or original BLAs received between')
     if len(_SECTION_NUMBER.findall(text)) >= 2 and text.rstrip()[-1:] not in ".;:":
         return False  # section titles run together: a list of contents ('2.1 Dosing for ... 2.2 Dosing in ...')
     return not heading(text)

@@ -31,6 +31,8 @@ def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRA
     ("( 2.1 , 2.2 , 2.3 )", False),  # cross-references alone
     ("2.1 Dosing for Adult and Pediatric Patients > 3 Months of Age 2.2 Dosing in Neonates and Infants", False),
     ("Give 2.5 mg daily; see 5.1 Bleeding and 5.2 Necrosis.", True),  # a sentence citing two sections
+    ("Applications for NME NDAs or original BLAs received between", False),  # broken off
+    ("Do not use right before or after heart surgery", True),  # a list item needs no full stop
 ])
 def test_quotable(text: str, ok: bool) -> None:
     assert quotable(text, "sentence") is ok
