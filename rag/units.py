@@ -34,6 +34,7 @@ MIN_WORDS = 3
 _FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with without into versus vs".split())
 # A statement does not end on these words: one that does was broken off (by a page, a table, a footnote).
 _DANGLING = _FUNCTION_WORDS | frozenset("between than as that which whose if is are was were be been its their your".split())
+_CLOSING = re.compile(r"^[\"”’)\]]")
 # A unit longer than this many words is a list run together, cut by _run_together.
 LONG_UNIT = 60
 _RUN_ON = re.compile(r"(?<=[a-z0-9)\]])\s(?=[A-Z][a-z]+\b)")
@@ -118,6 +119,8 @@ def quotable(text: str, kind: str) -> bool:
         return False
     if words[-1].lower() in _DANGLING:
         return False  # a sentence broken off ('... or original BLAs received between')
+    if kind == "sentence" and (words[0] in _DANGLING or _CLOSING.match(text)):
+        return False  # the rest of one ('or within 1 year ...', '" for more information about side effects.')
     if len(_SECTION_NUMBER.findall(text)) >= 2 and text.rstrip()[-1:] not in ".;:":
         return False  # section titles run together: a list of contents ('2.1 Dosing for ... 2.2 Dosing in ...')
     return not heading(text)

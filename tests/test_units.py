@@ -33,6 +33,9 @@ def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRA
     ("Give 2.5 mg daily; see 5.1 Bleeding and 5.2 Necrosis.", True),  # a sentence citing two sections
     ("Applications for NME NDAs or original BLAs received between", False),  # broken off
     ("Do not use right before or after heart surgery", True),  # a list item needs no full stop
+    ('" for more information about side effects.', False),  # the rest of a sentence
+    ("or within 1 year) and H. pylori infection at baseline.", False),
+    ("If you have kidney disease, ask a doctor.", True),
 ])
 def test_quotable(text: str, ok: bool) -> None:
     assert quotable(text, "sentence") is ok
