@@ -110,10 +110,9 @@ def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, i
     for c in cands:
         words = _context_words(c)
         words |= spelled_out(c.hit.doc.doc_id, words)
-        # inflections by their first PREFIX letters: 'characterize' is in 'IMNM is characterized by'
-        starts = {w[:PREFIX] for w in words if len(w) >= PREFIX}
-        present = frozenset(t for t, names in alias.items()
-                            if names & words or any(len(n) >= PREFIX and n[:PREFIX] in starts for n in names))
+        # inflections by their Snowball stem: 'characterize' is in 'IMNM is characterized by'
+        roots = _roots(words)
+        present = frozenset(t for t, names in alias.items() if names & words or _roots(names) & roots)
         share = sum(idf(t) for t in present) / total
         lexical.append(replace(c, score=cfg.w_terms * share + _prior(query, c, cfg), terms=present))
     ctx = [_context(c) for c in lexical]
@@ -308,6 +307,19 @@ def _context_words(c: Candidate) -> frozenset[str]:
     """The stemmed words of a candidate's title, section, table head and text: what its terms and
     subject are looked for in (by the score, select and the amount check)."""
     return _stemmed(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")
+
+
+@lru_cache(maxsize=8192)
+def _roots(words: frozenset[str]) -> frozenset[str]:
+    """Snowball stems of some words ('titrated', 'titration' -> 'titrat'; 'started' -> 'start')."""
+    return frozenset(_snowball().stemWords(sorted(words)))
+
+
+@lru_cache(maxsize=1)
+def _snowball():
+    import Stemmer  # PyStemmer, BM25's stemmer too
+
+    return Stemmer.Stemmer("english")
 
 
 @lru_cache(maxsize=8192)
