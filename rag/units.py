@@ -32,6 +32,9 @@ _SECTION_NUMBER = re.compile(r"(?<![\d.,])\b\d{1,2}\.\d{1,2}\s+[A-Z][a-z]")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
 MIN_WORDS = 3
 _FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with without into versus vs".split())
+# A longer unit without closing punctuation whose words are capitalised at least this share is a title
+# block, not a statement.
+TITLE_BLOCK = 0.9
 # A statement does not end on these words: one that does was broken off (by a page, a table, a footnote).
 _DANGLING = _FUNCTION_WORDS | frozenset("between than as that which whose if is are was were be been its their your".split())
 _CLOSING = re.compile(r"^[\"”’)\]]")
@@ -132,9 +135,11 @@ def heading(text: str) -> bool:
     Example: 'Dosing Recommendations without Consideration of Genotype' -> True
     """
     words = [w for w in text.split() if w[:1].isalpha() and w.lower() not in _FUNCTION_WORDS]
-    if not words or len(text.split()) > _HEADING_WORDS or text.rstrip()[-1:] in ".;:)%":
+    if not words or text.rstrip()[-1:] in ".;:)%":
         return False
     capital = sum(w[0].isupper() for w in words)
+    if len(text.split()) > _HEADING_WORDS:  # a title page's block of names ('Department of Health ... (CDER)')
+        return capital >= TITLE_BLOCK * len(words)
     return capital >= 0.75 * len(words) or text.isupper()
 
 

@@ -36,6 +36,8 @@ def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRA
     ('" for more information about side effects.', False),  # the rest of a sentence
     ("or within 1 year) and H. pylori infection at baseline.", False),
     ("If you have kidney disease, ask a doctor.", True),
+    ("Department of Health and Human Services Food and Drug Administration Center for Drug Evaluation and "
+     "Research (CDER) December 2017 Procedural", False),  # a title page's block of names
 ])
 def test_quotable(text: str, ok: bool) -> None:
     assert quotable(text, "sentence") is ok
