@@ -19,7 +19,7 @@ import numpy as np
 from rag import synonyms
 from rag.answer_config import DEFAULT, AnswerConfig
 from rag.embedder import Embedder
-from rag.query import COMBINATION, SECTIONS, Query, band_contains
+from rag.query import SECTIONS, Query, band_contains
 from rag.text import PREFIX, numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
 from rag.units import Unit, context, units
@@ -376,10 +376,11 @@ def aliases_of(term: str) -> frozenset[str]:
     """
     clinical = {n for m in synonyms.clinical_mentions(term) if m.text.lower() == term for n in m.names
                 if " " not in n}
-    # a combination's name ('amoxicillin + clavulanic acid' for Augmentin) is not each of its parts: a
-    # passage on amoxicillin alone does not count as one on Augmentin
-    drug = {n for n in synonyms.names_of(term) if not COMBINATION.search(n)}
-    return frozenset({term} | {s for n in drug | clinical for s in stems(n)})
+    # one-word names only: the words of a longer one are a salt, a maker or another drug ('ceftriaxone
+    # sodium', 'ceftriaxon hexal', 'amoxicillin + clavulanic acid' for Augmentin), and a passage naming
+    # only those is not about the drug
+    names = [stems(n) for n in synonyms.names_of(term) | clinical]
+    return frozenset({term} | {n[0] for n in names if len(n) == 1})
 
 
 def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], library_size: int,
@@ -416,8 +417,8 @@ def unsupported_terms(query: Query, hits: list[Hit], df: Callable[[str], int], l
 
 def _start(name: str) -> str:
     """The letters a name is matched by: its first PREFIX, but all of a hyphenated combination's
-    ('amoxicillin-clavulanate' is not any amoxicillin)."""
-    return name if "-" in name[PREFIX:] else name[:PREFIX]
+    ('amoxicillin-clavulanate', 'amoxicillin/clavulanate' are not any amoxicillin)."""
+    return name if re.search(r"[-/]", name[PREFIX:]) else name[:PREFIX]
 
 
 def asked_part(question: str) -> str:

@@ -145,12 +145,17 @@ def numbers_with_units(text: str) -> list[str]:
     return out
 
 
+_MARK = re.compile(r"(?<=[a-z])\*+$")
+
+
 def content_words(text: str) -> list[str]:
     """Lower-case words of a text without stop words (numbers kept).
 
     Example: 'What is the dose of warfarin?' -> ['warfarin']
     """
-    return [w for w in re.findall(r"[a-z0-9][a-z0-9*/.-]*[a-z0-9*]|[a-z0-9]", text.lower()) if w not in STOPWORDS]
+    words = re.findall(r"[a-z0-9][a-z0-9*/.-]*[a-z0-9*]|[a-z0-9]", text.lower())
+    # a formulary's footnote mark is not part of the name: 'ceftriaxone*' is ceftriaxone
+    return [w for w in (_MARK.sub("", w) for w in words) if w not in STOPWORDS]
 
 
 # Terms are compared by their first letters, so 'titrated' meets 'titration', 'malarial' 'malaria' (subject

@@ -15,7 +15,7 @@ from rag.qa import ABSTAIN_TEXT, QA
 from rag.retrieve import Filters
 from rag.snapshot import database_path
 from rag.store import Store
-from rag.text import is_verbatim, numbers_with_units, split_sentences
+from rag.text import content_words, is_verbatim, numbers_with_units, split_sentences
 
 
 def _doc(path: Path, title: str, body: list) -> Path:
@@ -59,6 +59,11 @@ def test_rrf_rewards_agreement_between_rankings():
 def test_split_sentences_keeps_abbreviations_and_decimals():
     assert split_sentences("Take 2.5 mg (e.g. at night). Then stop. I.e. never double.") == [
         "Take 2.5 mg (e.g. at night).", "Then stop.", "I.e. never double."]
+
+
+def test_a_footnote_mark_is_not_part_of_a_word():
+    assert content_words("ceftriaxone* Powder for injection; CYP2C9 *1/*3") == [
+        "ceftriaxone", "powder", "injection", "cyp2c9", "1/*3"]
 
 
 def test_numbers_with_units_normalises_ranges():
