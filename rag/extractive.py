@@ -351,8 +351,14 @@ def technical_terms(query: Query, common: Callable[[str], bool]) -> set[str]:
     Example: 'What dose of oxamniquine should be used when praziquantel fails?' ->
         {'oxamniquine', 'praziquantel'} (with a `common` that knows 'dose', 'used', 'fails')
     """
-    return {p for t in query.terms for p in t.split("-")
-            if len(p) >= 4 and not p.isdigit() and not STOP_TERMS.match(p) and not _everyday(p, common)}
+    acts = set(stems(" ".join(_ASKER_VERB.findall(query.text))))
+    return {p for t in query.terms for p in t.split("-") if len(p) >= 4 and not p.isdigit()
+            and not STOP_TERMS.match(p) and not _everyday(p, common) and p not in acts}
+
+
+# The asker's own verb ('what should I prescribe', 'can we give'): what they do, not what they ask about.
+_ASKER_VERB = re.compile(r"\b(?:should|can|could|may|must|do|does|did|would|will|shall)\s+"
+                         r"(?:i|we|you|they|he|she|one)\s+([a-z]+)", re.I)
 
 
 def _everyday(term: str, common: Callable[[str], bool]) -> bool:

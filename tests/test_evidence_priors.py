@@ -471,3 +471,10 @@ def test_a_question_not_asking_a_number_is_finished_by_the_next_statement_not_an
     q = query("How much warfarin is the dose, and what if one is missed?", [lead])
     quotes, _ = select(q, scored, lambda t: 1.0)
     assert amount.text in [c.text for c in quotes]
+
+
+def test_the_askers_own_verb_is_not_what_they_ask_about() -> None:
+    """'What should I prescribe for pneumonia?': a quoted dose need not name 'prescribe'."""
+    q = query("What should I prescribe first-line for zorbitis, and at what dose?", [])
+    assert "prescribe" not in technical_terms(q, lambda w: False) and "zorbiti" in technical_terms(q, lambda w: False)
+    assert "prescribe" in technical_terms(query("Which prescribe rules apply to zorbitis?", []), lambda w: False)
