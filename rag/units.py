@@ -84,9 +84,9 @@ def units(chunk: Chunk) -> list[Unit]:
         if i in cut and chunk.cut_instruction:
             continue
         text = _without_heading(" ".join(text.split()), chunk.section) if kind != "row" else text.strip()
-        if not quotable(text, kind) or looks_like_instruction(text):
-            continue
         piece = "" if i not in cut else ("end" if i == 0 and chunk.starts_mid else "start")
+        if not quotable(text, kind, piece) or looks_like_instruction(text):
+            continue
         out.append(Unit(text, i, kind, head, piece))
     return out
 
@@ -102,9 +102,10 @@ def context(title: str, section: str, unit: Unit) -> str:
     return f"{head}\n{body}"
 
 
-def quotable(text: str, kind: str) -> bool:
+def quotable(text: str, kind: str, piece: str = "") -> bool:
     """Whether a unit says something by itself: not a heading, a question line, a fragment, a contents
-    entry or a bibliography entry.
+    entry or a bibliography entry. `piece` (Unit.piece): a piece the chunker cut at words may begin
+    ("end") or end ("start") mid-sentence.
 
     Example: 'What is type 2 diabetes?' -> False; 'DOSAGE AND ADMINISTRATION' -> False; '( 2.1 , 2.2 )' -> False;
         '2.1 Dosing for Adults 2.2 Dosing in Neonates' -> False;
@@ -120,9 +121,10 @@ def quotable(text: str, kind: str) -> bool:
         return len(words) >= 2 and any(ch.isalnum() for ch in text)
     if sum(any(ch.isalpha() for ch in w) for w in words) < MIN_WORDS or text.endswith("?"):
         return False
-    if words[-1].lower() in _DANGLING:
+    # (a piece the chunker cut at words is shown with an ellipsis where it was cut)
+    if words[-1].lower() in _DANGLING and piece != "start":
         return False  # a sentence broken off ('... or original BLAs received between')
-    if kind == "sentence" and (words[0] in _DANGLING or _CLOSING.match(text)):
+    if kind == "sentence" and piece != "end" and (words[0] in _DANGLING or _CLOSING.match(text)):
         return False  # the rest of one ('or within 1 year ...', '" for more information about side effects.')
     if len(_SECTION_NUMBER.findall(text)) >= 2 and text.rstrip()[-1:] not in ".;:":
         return False  # section titles run together: a list of contents ('2.1 Dosing for ... 2.2 Dosing in ...')

@@ -115,7 +115,7 @@ def hit(text: str, **cut: bool) -> Hit:
 
 
 def test_candidates_mark_pieces_of_a_cut_sentence_and_drop_pieces_of_an_instruction() -> None:
-    assert [c.shown() for c in candidates([hit(TAIL)])] == [TAIL]  # not known to be cut: a sentence
+    assert candidates([hit(TAIL)]) == []  # not known to be cut: the rest of a sentence, not quoted (rag.units)
     assert [c.shown() for c in candidates([hit(TAIL, starts_mid=True)])] == [f"…{TAIL}"]
     assert candidates([hit(TAIL, starts_mid=True, cut_instruction=True)]) == []
     start = hit("Record the weight of every adult at each visit", ends_mid=True)
