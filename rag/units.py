@@ -104,8 +104,8 @@ def context(title: str, section: str, unit: Unit) -> str:
 
 def quotable(text: str, kind: str, piece: str = "") -> bool:
     """Whether a unit says something by itself: not a heading, a question line, a fragment, a contents
-    entry or a bibliography entry. `piece` (Unit.piece): a piece the chunker cut at words may begin
-    ("end") or end ("start") mid-sentence.
+    entry or a bibliography entry. `piece` (Unit.piece): the end of a sentence the chunker cut at words
+    ("end") may begin mid-sentence.
 
     Example: 'What is type 2 diabetes?' -> False; 'DOSAGE AND ADMINISTRATION' -> False; '( 2.1 , 2.2 )' -> False;
         '2.1 Dosing for Adults 2.2 Dosing in Neonates' -> False;
@@ -121,9 +121,9 @@ def quotable(text: str, kind: str, piece: str = "") -> bool:
         return len(words) >= 2 and any(ch.isalnum() for ch in text)
     if sum(any(ch.isalpha() for ch in w) for w in words) < MIN_WORDS or text.endswith("?"):
         return False
-    # (a piece the chunker cut at words is shown with an ellipsis where it was cut)
-    if words[-1].lower() in _DANGLING and piece != "start":
+    if words[-1].lower() in _DANGLING:
         return False  # a sentence broken off ('... or original BLAs received between')
+    # (the end of a sentence the chunker cut at words is shown after an ellipsis)
     if kind == "sentence" and piece != "end" and (words[0] in _DANGLING or _CLOSING.match(text)):
         return False  # the rest of one ('or within 1 year ...', '" for more information about side effects.')
     if len(_SECTION_NUMBER.findall(text)) >= 2 and text.rstrip()[-1:] not in ".;:":
