@@ -36,7 +36,8 @@ _FUNCTION_WORDS = frozenset("a an and at by for from in of on or the to with wit
 # block, not a statement.
 TITLE_BLOCK = 0.9
 # A statement does not end on these words: one that does was broken off (by a page, a table, a footnote).
-_DANGLING = _FUNCTION_WORDS | frozenset("between than as that which whose if is are was were be been its their your".split())
+_DANGLING = _FUNCTION_WORDS | frozenset(
+    "between than as that which whose if is are was were be been its their your".split())
 _CLOSING = re.compile(r"^[\"”’)\]]")
 # A unit longer than this many words is a list run together, cut by _run_together.
 LONG_UNIT = 60
