@@ -24,6 +24,7 @@ from rag.query import Query
 from rag.store import Store
 from rag.text import quoted_on_page, squash
 from rag.types import Citation, Hit, sha256_hex
+from rag.units import quotable
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,10 @@ class ExtractiveAnswerer:
                 # a guard: chunk text is page text (a continued table's row: its cells, under its header)
                 log.warning("dropped a quote not found verbatim on %s p.%d: %.80s", cite.hit.doc.file_name,
                             cite.hit.chunk.page, cite.quote)
+                continue
+            if cite.quote != c.text and not quotable(cite.quote, c.kind, c.piece):
+                # a unit run over a page break is quoted by its part on the cited page, which may be a
+                # title or a fragment by itself
                 continue
             cites.append(cite)
             parts.append(f"{list_heading(c)}{c.shown()} [{cite.n}]")

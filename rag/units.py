@@ -26,7 +26,7 @@ _AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\
 # A reporting or distributor line ('To report SUSPECTED ADVERSE REACTIONS, contact ... at 1-800-FDA-1088 or
 # www.fda.gov/medwatch') gives an address, not a clinical statement: a web address and a phone number.
 _WEB = re.compile(r"\bwww\.\S+|\bhttps?://\S+", re.I)
-_PHONE = re.compile(r"\b1-\s?\d{3}-[\dA-Z]{3}-[\dA-Z]{4}\b|\(\d{3}\)\s?\d{3}-\d{4}")
+_PHONE = re.compile(r"\b1-\s?\d{3}-[\dA-Z]{3}-[\dA-Z]{4}\b|\(\d{3}\)\s?\d{3}-\d{4}|\b\d{3}-\d{3}-\d{4}\b")
 # A numbered section title's start ('2.1 Dosing', '5.12 Serious').
 _SECTION_NUMBER = re.compile(r"(?<![\d.,])\b\d{1,2}\.\d{1,2}\s+[A-Z][a-z]")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).

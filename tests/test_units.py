@@ -36,6 +36,8 @@ def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRA
     ('" for more information about side effects.', False),  # the rest of a sentence
     ("or within 1 year) and H. pylori infection at baseline.", False),
     ("If you have kidney disease, ask a doctor.", True),
+    ("Office of Communications, Silver Spring, MD 20993-0002 Phone: 855-543-3784; "
+     "https://www.fda.gov/Drugs/default.htm", False),  # a cover page's address block
     ("Department of Health and Human Services Food and Drug Administration Center for Drug Evaluation and "
      "Research (CDER) December 2017 Procedural", False),  # a title page's block of names
 ])
