@@ -154,9 +154,9 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
     numbered = bool(margin)
     # bullets the stream writes apart from their items (all bullets first, then the items' text): the
     # page is read by position, which puts each bullet before its item
-    apart = _bare_bullets(plain) >= 2
-    text, moved = read(runs, boxes, cells=cells, by_position=apart)
-    if apart and _bare_bullets(text) < _bare_bullets(plain) and intact(plain, text) >= INTACT:
+    bare = _bare_bullets(plain)
+    text, moved = read(runs, boxes, cells=cells, by_position=bare >= 2)
+    if bare >= 2 and _bare_bullets(text) < bare and intact(plain, text) >= INTACT:
         moved = "bullets"
     warnings = boxed_warnings(runs)
     # row labels are misplaced only in pypdf's layout-mode text (table pages: _plain_text); its stream
@@ -328,7 +328,7 @@ def _cell_rows(flow: list[Block], held: list[Block], rects: list[tuple[float, fl
         pieces = [(seg, ln.y) for b in inside for ln in b.lines for seg in ln.segments]
         left = [p for p in pieces if max(r.x1 for r in p[0]) <= x0 + 1]
         right = [p for p in pieces if min(r.x0 for r in p[0]) >= x1 - 1]
-        labelled = any(_join_runs(p[0]).endswith(":") for p in left)
+        labelled = any(_label(_join_runs(p[0])) for p in left)
         if not (right or left and not labelled) or len(left) + len(right) < len(pieces):
             continue
         cells = [*_columns(left), [r for ln in box.lines for r in ln.runs], *_columns(right)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +28,23 @@ B = 0.75
 # \w+ keeps single digits and drug-strength numbers ('5', '325'); bm25s's default drops them.
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 
-_stemmer = None
+
+@lru_cache(maxsize=1)
+def stemmer():
+    """The Snowball English stemmer (PyStemmer), one per process: BM25's, and the answerer's for inflections."""
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Each text's BM25 tokens (stop words dropped, stemmed), as bm25s tokenizes."""
     import bm25s
-    import Stemmer
 
-    global _stemmer
-    if _stemmer is None:
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every call at DEBUG
-        _stemmer = Stemmer.Stemmer("english")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every call at DEBUG
     if not texts:
         return []
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer, token_pattern=TOKEN_PATTERN,
+    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), token_pattern=TOKEN_PATTERN,
                           return_ids=False, show_progress=False)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from rag import synonyms
 from rag.answer_config import DEFAULT, AnswerConfig
+from rag.bm25 import stemmer
 from rag.embedder import Embedder
 from rag.query import SECTIONS, Query, band_contains
 from rag.text import PREFIX, numbers_with_units, split_sentences, squash, stems
@@ -312,14 +313,7 @@ def _context_words(c: Candidate) -> frozenset[str]:
 @lru_cache(maxsize=8192)
 def _roots(words: frozenset[str]) -> frozenset[str]:
     """Snowball stems of some words ('titrated', 'titration' -> 'titrat'; 'started' -> 'start')."""
-    return frozenset(_snowball().stemWords(sorted(words)))
-
-
-@lru_cache(maxsize=1)
-def _snowball():
-    import Stemmer  # PyStemmer, BM25's stemmer too
-
-    return Stemmer.Stemmer("english")
+    return frozenset(stemmer().stemWords(sorted(words)))
 
 
 @lru_cache(maxsize=8192)
@@ -345,6 +339,11 @@ def subject_cover(c: Candidate, query: Query, idf: Idf, common: Callable[[str], 
     return sum(idf(t) for t in named) / (sum(idf(t) for t in subject) or 1.0)
 
 
+# The asker's own verb ('what should I prescribe', 'can we give'): what they do, not what they ask about.
+_ASKER_VERB = re.compile(r"\b(?:should|can|could|may|must|do|does|did|would|will|shall)\s+"
+                         r"(?:i|we|you|they|he|she|one)\s+([a-z]+)", re.I)
+
+
 def technical_terms(query: Query, common: Callable[[str], bool]) -> set[str]:
     """The question's words that name things: four letters or more, not numbers, not everyday English.
 
@@ -355,10 +354,6 @@ def technical_terms(query: Query, common: Callable[[str], bool]) -> set[str]:
     return {p for t in query.terms for p in t.split("-") if len(p) >= 4 and not p.isdigit()
             and not STOP_TERMS.match(p) and not _everyday(p, common) and p not in acts}
 
-
-# The asker's own verb ('what should I prescribe', 'can we give'): what they do, not what they ask about.
-_ASKER_VERB = re.compile(r"\b(?:should|can|could|may|must|do|does|did|would|will|shall)\s+"
-                         r"(?:i|we|you|they|he|she|one)\s+([a-z]+)", re.I)
 
 
 def _everyday(term: str, common: Callable[[str], bool]) -> bool:

@@ -106,7 +106,7 @@ TITLE_WORDS_NAMING_NONE = frozenset(
     "delayed general consideration industry for and the of with january february march april may june july "
     "august september october november december".split())
 # How a combination's name joins its components ('artemether + lumefantrine').
-COMBINATION = re.compile(r" \+ |/| and ")
+_COMBINATION = re.compile(r" \+ |/| and ")
 # Words of the question shorter than PREFIX (rag.text) name a subject only by exact match; longer ones by
 # that many first letters ('malarial' meets 'malaria', 'schistosome' 'schistosomiasis').
 
@@ -285,7 +285,7 @@ def _drug_expansions(canonical: str) -> tuple[str, ...]:
     out: list[str] = []
     for name in sorted(synonyms.names_of(canonical), key=lambda n: (n != canonical, n)):
         if len(content_words(name)) == 1 or (
-                COMBINATION.search(name) and all(synonyms.canonical(w) for w in COMBINATION.split(name))):
+                _COMBINATION.search(name) and all(synonyms.canonical(w) for w in _COMBINATION.split(name))):
             out.extend(stems(name))
     return tuple(dict.fromkeys(out))
 
