@@ -11,6 +11,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,7 @@ class Lexical:
 
     def __init__(self, bm25: BM25, terms: TermStats, abbreviations: dict[str, dict[str, frozenset[str]]]) -> None:
         self.bm25, self.abbreviations = bm25, abbreviations
+        self._long_forms: set[tuple[str, frozenset[str]]] | None = None  # abbreviating's, made once
         self.size, self.df, self.prefix_df = terms.size, terms.df, terms.prefix_df
 
     @classmethod
@@ -96,6 +98,17 @@ class Lexical:
         if not defined:
             return frozenset()
         return frozenset(s for w in words if w in defined for s in defined[w])
+
+    def abbreviating(self, words: AbstractSet[str]) -> frozenset[str]:
+        """The abbreviations some document defines whose long form's stems are all among `words`, so
+        that BM25 also finds the passages that write only the short form.
+
+        Example: {'heterozygou', 'familial', 'hypercholesterolemia', 'dose'} -> {'hefh'}
+        """
+        if self._long_forms is None:
+            self._long_forms = {(short, long) for defined in self.abbreviations.values()
+                                for short, long in defined.items() if len(long) >= 2}
+        return frozenset(short for short, long in self._long_forms if long <= words)
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a stem (rare terms weigh more; unknown terms the most)."""

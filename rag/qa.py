@@ -60,7 +60,9 @@ class QA:
         """The fused hits (BM25 also searching the synonyms the library uses), re-ranked, the top k."""
         k = k or self.settings.top_k
         known = view.lexical.df.__contains__
-        lexical_text = " ".join([query.text, *(e for e in query.expansions if known(e))])
+        # a drug's other names, and the short forms of long forms the question spells out ('HeFH')
+        short = view.lexical.abbreviating(frozenset(query.terms))
+        lexical_text = " ".join([query.text, *(e for e in query.expansions if known(e)), *sorted(short)])
         # more passages are read than shown: the re-ranking brings the answer up
         hits = self.engine.retrieve(query.text, max(k, cfg.passages_read), filters, query_vec=qvec, view=view,
                                     lexical_text=lexical_text)
