@@ -138,7 +138,7 @@ class ExtractiveAnswerer:
                 # title or a fragment by itself
                 continue
             cites.append(cite)
-            parts.append(f"{list_heading(c)}{c.shown()} [{cite.n}]")
+            parts.append(f"{list_heading(c)}{c.shown()}{strength(c)} [{cite.n}]")
         if not cites:
             return Draft.abstain()
         return Draft(" ".join(parts), tuple(cites), False)  # the lead first: Answer.lead is citation 1
@@ -158,6 +158,21 @@ def list_heading(c: Candidate) -> str:
     if not last or len(last.split()) > HEADING_WORDS or squash(last) in squash(c.text):
         return ""
     return f"{last}: "
+
+
+def strength(c: Candidate) -> str:
+    """A recommendation's strength and certainty of evidence, as the record states them, to show after
+    it when its quote does not already say them (a long record is cut at words, its grading last).
+
+    Example: a record quoted as 'WHO suggests ... a two-step diagnostic process.' with fields
+        {'strength': 'conditional', 'certainty': 'low'} -> ' (conditional recommendation; certainty of evidence: low)'
+    """
+    fields = c.hit.chunk.recommendation if c.kind == "recommendation" else None
+    grade, _, direction = (fields or {}).get("strength", "").partition(" ")  # 'conditional for' (WHO malaria)
+    if not grade or squash(f"{grade} recommendation") in squash(c.text):
+        return ""
+    certainty = f"; certainty of evidence: {fields['certainty']}" if fields and fields.get("certainty") else ""
+    return f" ({grade} recommendation{' ' + direction if direction else ''}{certainty})"
 
 
 class LLMAnswerer:

@@ -274,6 +274,22 @@ def test_a_list_item_is_shown_under_its_heading() -> None:
     assert list_heading(replace(item, text="CONTRAINDICATIONS include metabolic acidosis.")) == ""
 
 
+def test_a_recommendation_is_shown_with_its_strength_and_certainty_unless_its_quote_states_them() -> None:
+    import json
+
+    from rag.answering import strength
+
+    c = candidate("WHO suggests a two-step diagnostic process in humans.", section="6.1 Recommendation")
+    graded = replace(c.hit.chunk, kind="recommendation",
+                     fields=json.dumps({"recommendation": {"strength": "conditional", "certainty": "low"}}))
+    record = replace(c, kind="recommendation", hit=replace(c.hit, chunk=graded))
+    assert strength(record) == " (conditional recommendation; certainty of evidence: low)"
+    assert strength(replace(record, text=record.text + " Conditional recommendation Certainty of evidence: low")) == ""
+    assert strength(replace(record, kind="sentence")) == ""
+    malaria = replace(graded, fields=json.dumps({"recommendation": {"strength": "strong against"}}))
+    assert strength(replace(record, hit=replace(c.hit, chunk=malaria))) == " (strong recommendation against)"
+
+
 def test_a_question_naming_two_documents_is_shown_the_best_passage_of_each() -> None:
     def passage(title: str, text: str, rank: int, score: float) -> Candidate:
         c = candidate(text, title=title)
