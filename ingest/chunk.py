@@ -16,6 +16,7 @@ from ingest import records, tables
 from ingest.sections import (
     GAP,
     RUN_ON_WORDS,
+    Outline,
     SectionPath,
     clause_open,
     heading_of,
@@ -53,7 +54,9 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 # 9: a page whose stream writes its bullets apart from their items is read by position; a sub-list
 #    bullet printed as the letter o is read as one; a table row's label ('Clinical Impact:') is read
 #    before the cell it names, and a row with a framed cell of several lines is read cell by cell.
-CHUNKER_VERSION = 9
+# 10: a numbered line whose number the document's outline gives to another title is a list item, not
+#    a heading (the WHO malaria guideline's '4. Appropriate weight-based dosing').
+CHUNKER_VERSION = 10
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -83,6 +86,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
     units: list[Unit] = []
     path = SectionPath(units)
     labels = repeated_labels(pages)
+    numbered = Outline(pages)
     pending = ""  # a sentence cut by a page break, carried onto the next page
     pending_page = 0
     for page in pages:
@@ -156,6 +160,8 @@ def page_units(pages: list[Page]) -> list[Unit]:
                     flush_para()
                 continue
             head = heading_of(line, outline, labels)
+            if head and not numbered.allows(head[1]):
+                head = None  # a numbered list's item where the outline numbers the sections
             if head and line.lower() not in outline:  # outline titles are headings wherever they stand
                 if table is None and clause_open(para):
                     head = None  # '(See CLINICAL PHARMACOLOGY, ... DOSAGE AND ADMINISTRATION, and ...)'

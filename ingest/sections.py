@@ -198,6 +198,43 @@ class SectionPath:
         self.heads = [(own_level, h) for _, h in self.heads[kept:]]
 
 
+class Outline:
+    """The numbered titles of a document's outline (its bookmarks), by number.
+
+    A numbered line whose number the outline gives to another title is an item of a numbered list, not
+    a heading: in the WHO malaria guideline '4. Appropriate weight-based dosing' and '2. Modifications
+    to existing house designs:' had filed every later page under them, away from '5. Case management'.
+    Numbers the outline lacks are left to heading_of (an outline may hold only some of its entries:
+    pypdf cannot resolve every destination).
+    """
+
+    def __init__(self, pages: list[Page]) -> None:
+        self.titles: dict[tuple[int, ...], list[str]] = {}
+        for page in pages:
+            for _, title in page.outline:
+                number = section_number(" ".join(title.split()))
+                if number:
+                    self.titles.setdefault(number, []).append(_letters(title))
+
+    def allows(self, heading: str) -> bool:
+        """Whether a heading (from heading_of) may stand: unnumbered, numbered as no outline title is,
+        or one of the titles of its number (a title wrapped over two lines starts one).
+
+        Example: with an outline '4. Prevention': '4. Prevention' -> True;
+            '4. Appropriate weight-based dosing' -> False; '5.1 Hemorrhage' -> True; 'WARNINGS' -> True
+        """
+        number = section_number(heading)
+        if number is None or number not in self.titles:
+            return True
+        text = _letters(heading)
+        return any(t.startswith(text) or text.startswith(t) for t in self.titles[number])
+
+
+def _letters(text: str) -> str:
+    # outline titles and page lines space words differently ('S afety of praziquantel')
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
 def section_number(heading: str) -> tuple[int, ...] | None:
     """The number of a numbered heading, else None.
 

@@ -397,6 +397,20 @@ def test_numbered_list_item_is_not_a_heading() -> None:
         u.text for u in units]
 
 
+def test_a_numbered_line_the_outline_numbers_otherwise_is_a_list_item() -> None:
+    outline = ((0, "4. Prevention"), (0, "5. Case management"), (1, "5.1 Diagnosing malaria"))
+    pages = [Page(1, "1", "4. Prevention\nNets protect children.\n"
+                           "4. Appropriate weight-based dosing\nDose by body weight.", outline=outline),
+             Page(2, "2", "5. Case management\nTreat promptly.\n5.1 Diagnosing malaria\nTest first.\n"
+                           "5.2 Treating malaria\nGive an ACT.")]
+    units = page_units(pages)
+    assert list(dict.fromkeys(u.section for u in units)) == [
+        "4. Prevention", "5. Case management", "5. Case management > 5.1 Diagnosing malaria",
+        # a number the outline does not hold (pypdf resolves only some entries) is left to the page
+        "5. Case management > 5.2 Treating malaria"]
+    assert "Dose by body weight." in " ".join(u.text for u in units if u.section == "4. Prevention")
+
+
 @pytest.mark.parametrize("line", ["8. Future research needs 49", "2.1 Adult dosing ........ 12"])
 def test_table_of_contents_lines_are_not_headings(line: str) -> None:
     assert heading_of(line, set()) is None
