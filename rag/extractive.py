@@ -21,7 +21,7 @@ from rag.answer_config import DEFAULT, AnswerConfig
 from rag.bm25 import stemmer
 from rag.embedder import Embedder
 from rag.query import SECTIONS, Query, band_contains
-from rag.text import PREFIX, numbers_with_units, split_sentences, squash, stems
+from rag.text import LABEL, PAIR, PREFIX, numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
 from rag.units import Unit, context, units
 
@@ -113,7 +113,8 @@ def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, i
         words |= spelled_out(c.hit.doc.doc_id, words)
         # inflections by their Snowball stem: 'characterize' is in 'IMNM is characterized by'
         roots = _roots(words)
-        present = frozenset(t for t, names in alias.items() if names & words or _roots(names) & roots)
+        present = frozenset(t for t, names in alias.items() if names & words or _roots(names) & roots
+                            or _combination_in(t, words))
         share = sum(idf(t) for t in present) / total
         lexical.append(replace(c, score=cfg.w_terms * share + _prior(query, c, cfg), terms=present))
     ctx = [_context(c) for c in lexical]
@@ -194,7 +195,7 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     come within keep_margin of the lead's score, at most max_per_passage from one passage.
     When the question names what documents of the library are about (Query.subjects: 'warfarin',
     'Lipitor'), only units `about` it are quoted: a warfarin question is not answered from the
-    ciprofloxacin label.
+    ciprofloxacin label. A drug that no document is about is quoted from the units that name it.
     """
     named = named_prefixes(query)
     last = _last_positions(scored)
@@ -209,7 +210,12 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
             return 1
         return None
 
-    pool = [c for c in scored if not query.subjects or about(c, query, named)]
+    if query.subjects:
+        pool = [c for c in scored if about(c, query, named)]
+    else:
+        # a drug no document is about (a regimen in a guideline): the units that name it, where some do;
+        # 'artemether-lumefantrine for a child of 20 kg' is not answered by the dihydroartemisinin dose
+        pool = [c for c in scored if named and _mentions(c, named)] or scored
     if not pool:
         return [], True
     best = max(pool, key=lambda c: c.score)
@@ -277,11 +283,23 @@ def states_number(text: str) -> bool:
 
 
 def doses(text: str) -> list[str]:
-    """The amounts a text gives (doses, volumes, tablet counts), not ages or durations.
+    """The amounts a text gives (doses, volumes, tablet counts), not ages or durations; in a table row,
+    also a cell of numbers under a column whose label names the unit ('Dose (mg) ...: 40 + 240').
 
-    Example: 'Children 10 years and older: 10 mg once daily' -> ['10mg']
+    Example: 'Children 10 years and older: 10 mg once daily' -> ['10mg'];
+        'Body weight (kg): 15 to < 25 · Dose (mg) of artemether + lumefantrine: 40 + 240' -> ['40+240mg']
     """
-    return [a for a in numbers_with_units(text) if _DOSE_UNIT.search(a.lstrip("0123456789.-"))]
+    found = [a for a in numbers_with_units(text) if _DOSE_UNIT.search(a.lstrip("0123456789.-"))]
+    for pair in text.split(PAIR):
+        label, sep, cell = pair.rpartition(LABEL)
+        unit = _LABEL_UNIT.search(label) if sep else None
+        if unit and _DOSE_UNIT.fullmatch(unit.group(1).lower()) and re.search(r"\d", cell):
+            found.append(f"{cell.replace(' ', '')}{unit.group(1).lower()}")
+    return found
+
+
+# A column label's unit: 'Dose (mg) of artemether + lumefantrine', 'Volume (mL)'.
+_LABEL_UNIT = re.compile(r"\((mg|mcg|µg|g|mL|ml|L|IU|units?|tablets?)\)")
 
 
 def named_prefixes(query: Query) -> frozenset[str]:
@@ -308,6 +326,16 @@ def _context_words(c: Candidate) -> frozenset[str]:
     """The stemmed words of a candidate's title, section, table head and text: what its terms and
     subject are looked for in (by the score, select and the amount check)."""
     return _stemmed(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")
+
+
+def _combination_in(term: str, words: frozenset[str]) -> bool:
+    """Whether the words name every drug of a combination the question writes with hyphens or slashes
+    ('artemether-lumefantrine' is in 'Dose (mg) of artemether + lumefantrine').
+
+    Example: ('artemether-lumefantrine', {'artemether', 'lumefantrine', 'dose'}) -> True
+    """
+    parts = re.split(r"[-/]", term)
+    return len(parts) > 1 and all(synonyms.canonical(p) for p in parts) and all(p in words for p in parts)
 
 
 @lru_cache(maxsize=8192)

@@ -274,6 +274,28 @@ def test_a_list_item_is_shown_under_its_heading() -> None:
     assert list_heading(replace(item, text="CONTRAINDICATIONS include metabolic acidosis.")) == ""
 
 
+def test_a_row_states_the_amount_its_column_label_gives_the_unit_of() -> None:
+    from rag.extractive import doses
+
+    row = "Body weight (kg): 15 to < 25 · Dose (mg) of artemether + lumefantrine given twice daily: 40 + 240"
+    assert doses(row) == ["40+240mg"]
+    assert doses("Body weight (kg): 15 to < 25 · Age (years): 3") == []
+
+
+def test_a_drug_no_document_is_about_is_answered_from_the_units_naming_it() -> None:
+    title, section = "WHO GUIDELINES FOR MALARIA", "5.2.1.1.2 Dosing of ACTs"
+    other = replace(candidate("Children weighing < 25 kg should receive at least 2.5 mg/kg bw dihydroartemisinin.",
+                              title=title, section=section), score=0.70)
+    row = replace(candidate("Body weight (kg): 15 to < 25 · Dose (mg) of artemether + lumefantrine: 40 + 240",
+                            title=title, section=section), kind="row", score=0.60)
+    q = query("What is the dose of artemether-lumefantrine for a child weighing 20 kg?", [other, row])
+    assert not q.subjects and q.names == ("artemether-lumefantrine",)
+    [scored] = score_candidates(q, [row], SameVector(), lambda t: 1.0)
+    assert "artemether-lumefantrine" in scored.terms  # the combination, named drug by drug
+    picked, abstained = select(q, [other, row], lambda t: 1.0)
+    assert not abstained and [c.text for c in picked] == [row.text]
+
+
 def test_a_recommendation_is_shown_with_its_strength_and_certainty_unless_its_quote_states_them() -> None:
     import json
 
