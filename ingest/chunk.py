@@ -56,7 +56,9 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 #    before the cell it names, and a row with a framed cell of several lines is read cell by cell.
 # 10: a numbered line whose number the document's outline gives to another title is a list item, not
 #    a heading (the WHO malaria guideline's '4. Appropriate weight-based dosing').
-CHUNKER_VERSION = 10
+# 11: a page counter that a reading by position put mid-page ('180 of 451') is dropped with the running
+#    lines.
+CHUNKER_VERSION = 11
 
 TokenCounter = Callable[[list[str]], list[int]]
 

@@ -256,8 +256,11 @@ def split_running_lines(pages: list[str], edge: int = 3, min_share: float = 0.5
     running = {k for k in running if _page_numbered(seen.get(k, []))}
     out: list[str] = []
     dropped: list[tuple[str, ...]] = []
-    for lines, cand in zip(split, edges, strict=True):
+    for n, (lines, cand) in enumerate(zip(split, edges, strict=True)):
         drop = {i for i in cand if _key(lines[i]) in running}
+        # a page counter a reading by position put mid-page ('... for artesunate\n180 of 451\nin severe')
+        drop |= {i for i, ln in enumerate(lines) if i not in drop and "#" in _key(ln) and _key(ln) in running
+                 and str(n + 1) in _DIGITS.findall(ln)}
         kept = [ln for i, ln in enumerate(lines) if i not in drop]
         out.append(re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n"))  # blank lines mark paragraphs
         dropped.append(tuple(lines[i] for i in sorted(drop)))

@@ -147,13 +147,16 @@ class ExtractiveAnswerer:
 def list_heading(c: Candidate) -> str:
     """The heading a list item or table row is filed under, to show before it ('CONTRAINDICATIONS: '):
     'Acute or chronic metabolic acidosis' says what it is only under its heading. The heading is the
-    document's own words (the chunk's section, its number left out); '' for sentences and records.
+    document's own words: the item's list stem where it has one, else the chunk's section (its number
+    left out); '' for sentences and records.
 
     Example: an item 'Severe renal impairment (eGFR below 30 mL/min/1.73 m2)' of section
         '4 CONTRAINDICATIONS' -> 'CONTRAINDICATIONS: '
     """
     if c.kind not in ("item", "row"):
         return ""
+    if c.kind == "item" and c.head:  # its list's stem: 'Lisinopril tablets are contraindicated in patients with:'
+        return f"{c.head} "
     last = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", c.hit.chunk.section.split(">")[-1].strip())
     if not last or len(last.split()) > HEADING_WORDS or squash(last) in squash(c.text):
         return ""

@@ -145,7 +145,7 @@ def _prior(query: Query, c: Candidate, cfg: AnswerConfig) -> float:
     if "pharmacology" not in query.intents and SECTIONS["pharmacology"].search(section):
         prior -= cfg.study_penalty
     for v in query.values:
-        inside = band_contains(c.text, v, c.head or None)
+        inside = band_contains(c.text, v, (c.head or None) if c.kind == "row" else None)
         if inside is not None:
             prior += cfg.band_bonus if inside else -cfg.band_bonus
             break

@@ -53,7 +53,7 @@ class Unit:
     text: str
     position: int  # order within the chunk
     kind: str  # "sentence", "item", "row", "recommendation", "warning"
-    head: str = ""  # a table row's caption and header lines, joined by newlines
+    head: str = ""  # a table row's caption and header lines, joined by newlines; a list item's stem
     # a piece of a sentence the chunker cut at words: "end" when the sentence began in the chunk before,
     # "start" when it runs on into the next; the answer marks the missing part with an ellipsis
     piece: str = ""
@@ -69,13 +69,14 @@ def units(chunk: Chunk) -> list[Unit]:
     Example: a chunk 'Dosage • Take 5 mg daily with food. • Stop if a rash appears.' ->
         [Unit('Take 5 mg daily with food.', 0, 'item'), Unit('Stop if a rash appears.', 1, 'item')]
     """
+    stems: list[str] = []
     if chunk.kind == "recommendation":
         raw, kinds, head = [chunk.text], ["recommendation"], ""
     elif chunk.kind == "table":
         head_lines, rows = table_parts(chunk.text)
         raw, kinds, head = rows, ["row"] * len(rows), "\n".join(head_lines)
     else:
-        raw, kinds = _prose(chunk.text)
+        raw, kinds, stems = _prose(chunk.text)
         head = ""
         if chunk.kind == "boxed_warning":
             kinds = ["warning"] * len(raw)
@@ -88,7 +89,8 @@ def units(chunk: Chunk) -> list[Unit]:
         piece = "" if i not in cut else ("end" if i == 0 and chunk.starts_mid else "start")
         if not quotable(text, kind, piece) or looks_like_instruction(text):
             continue
-        out.append(Unit(text, i, kind, head, piece))
+        # a list item says what it says after its stem, which travels with it (and is no unit itself)
+        out.append(Unit(text, i, kind, stems[i] if chunk.kind not in ("recommendation", "table") else head, piece))
     return out
 
 
@@ -122,8 +124,8 @@ def quotable(text: str, kind: str, piece: str = "") -> bool:
         return len(words) >= 2 and any(ch.isalnum() for ch in text)
     if sum(any(ch.isalpha() for ch in w) for w in words) < MIN_WORDS or text.endswith("?"):
         return False
-    if words[-1].lower() in _DANGLING:
-        return False  # a sentence broken off ('... or original BLAs received between')
+    if words[-1].lower() in _DANGLING or text.rstrip().endswith(":"):
+        return False  # a sentence broken off ('... received between'), or a list's stem without its items
     # (the end of a sentence the chunker cut at words is shown after an ellipsis)
     if kind == "sentence" and piece != "end" and (words[0] in _DANGLING or _CLOSING.match(text)):
         return False  # the rest of one ('or within 1 year ...', '" for more information about side effects.')
@@ -146,16 +148,21 @@ def heading(text: str) -> bool:
     return capital >= 0.75 * len(words) or text.isupper()
 
 
-def _prose(text: str) -> tuple[list[str], list[str]]:
-    """Sentences, cut further into list items at bullets and Highlights cross-references."""
+def _prose(text: str) -> tuple[list[str], list[str], list[str]]:
+    """Sentences, cut further into list items at bullets and Highlights cross-references; with each its
+    list's stem ('Lisinopril tablets are contraindicated in patients with:'), '' for none."""
     raw: list[str] = []
     kinds: list[str] = []
+    stems: list[str] = []
     for sentence in split_sentences(text):
-        parts = [p for b in _BULLET.split(sentence) for p in _after_references(b) for p in _run_together(p)]
-        parts = [p.strip() for p in parts if p.strip()]
-        raw.extend(parts)
-        kinds.extend(["sentence"] if len(parts) == 1 else ["item"] * len(parts))
-    return raw, kinds
+        bullets = _BULLET.split(sentence)
+        stem = " ".join(bullets[0].split()) if len(bullets) > 1 and bullets[0].rstrip().endswith(":") else ""
+        for n, b in enumerate(bullets):
+            parts = [p.strip() for p in _after_references(b) for p in _run_together(p) if p.strip()]
+            raw.extend(parts)
+            stems.extend([stem if n else ""] * len(parts))
+        kinds.extend(["sentence"] if len(raw) - len(kinds) == 1 else ["item"] * (len(raw) - len(kinds)))
+    return raw, kinds, stems
 
 
 def _after_references(text: str) -> list[str]:

@@ -272,6 +272,8 @@ def test_a_list_item_is_shown_under_its_heading() -> None:
     assert list_heading(item) == "CONTRAINDICATIONS: "
     assert list_heading(replace(item, kind="sentence")) == ""
     assert list_heading(replace(item, text="CONTRAINDICATIONS include metabolic acidosis.")) == ""
+    stem = "Metformin is contraindicated in patients with:"
+    assert list_heading(replace(item, head=stem)) == f"{stem} "  # its list's stem says more than the heading
 
 
 def test_a_row_states_the_amount_its_column_label_gives_the_unit_of() -> None:

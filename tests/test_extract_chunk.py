@@ -306,6 +306,10 @@ def test_strip_running_lines_known_answer() -> None:
     # printed page numbers are masked whether arabic or roman, but words are not
     assert strip_running_lines(["Cover\nFooter | Page ii", "Body\nFooter | Page 3"]) == ["Cover", "Body"]
     assert strip_running_lines(["A\nmild case", "B\nvivid case"]) == ["A\nmild case", "B\nvivid case"]
+    # a page counter that a reading by position put mid-page goes too; a count in the text stays
+    pages = [f"Body {n}\nmore\nand more\nstill more\n{n} of 4" for n in (1, 2, 4)]
+    pages.insert(2, "for artesunate\n3 of 4\nin severe malaria\n2 of 3 doses\nlast\nlines\nhere")
+    assert strip_running_lines(pages)[2] == "for artesunate\nin severe malaria\n2 of 3 doses\nlast\nlines\nhere"
 
 
 @pytest.mark.parametrize(("a", "b"), [

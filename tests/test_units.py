@@ -59,6 +59,19 @@ def test_prose_is_cut_at_bullets_and_highlights_items() -> None:
         ("Do not crush or chew the tablets.", "item"), ("Take with the evening meal.", "item")]
 
 
+def test_a_list_items_stem_travels_with_it_and_is_no_unit_by_itself() -> None:
+    c = chunk("Lisinopril tablets are contraindicated in patients with: • a history of angioedema related to "
+              "previous treatment with an ACE inhibitor • hereditary or idiopathic angioedema. "
+              "Do not co-administer aliskiren in patients with diabetes.", section="4 CONTRAINDICATIONS")
+    stem = "Lisinopril tablets are contraindicated in patients with:"
+    assert [(u.text, u.kind, u.head) for u in units(c)] == [
+        ("a history of angioedema related to previous treatment with an ACE inhibitor", "item", stem),
+        ("hereditary or idiopathic angioedema.", "item", stem),
+        ("Do not co-administer aliskiren in patients with diabetes.", "sentence", "")]
+    assert not quotable("Atorvastatin calcium tablets are indicated:", "item")
+    assert "contraindicated" in context("LISINOPRIL TABLETS", "4 CONTRAINDICATIONS", units(c)[0])
+
+
 def test_the_sections_own_heading_glued_on_is_left_out() -> None:
     c = chunk("Dosing Recommendations without Consideration of Genotype If the genotypes are not known, the "
               "initial dose is usually 2 to 5 mg once daily.",
