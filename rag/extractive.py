@@ -132,12 +132,15 @@ def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, i
 
 def _prior(query: Query, c: Candidate, cfg: AnswerConfig) -> float:
     """What the unit's place says, whatever the question's words: a section that answers this kind of
-    question; the product form asked about; prescribing text before patient text; a label's clinical
-    studies and pharmacology, which restate doses as they were studied, below its prescribing sections
-    unless the question asks about them; a table row whose band (weight, renal function, age) holds the
-    value the question gives."""
+    question (or a recommendation record, for what is recommended); the product form asked about;
+    prescribing text before patient text; a label's clinical studies and pharmacology, which restate
+    doses as they were studied, below its prescribing sections unless the question asks about them; a
+    table row whose band (weight, renal function, age) holds the value the question gives."""
     section = c.hit.chunk.section
-    prior = cfg.section_bonus if any(SECTIONS[i].search(section) for i in query.intents if i in SECTIONS) else 0.0
+    # a recommendation record answers a question asking what is recommended, wherever it is filed
+    answers = any(SECTIONS[i].search(section) for i in query.intents if i in SECTIONS) or (
+        c.kind == "recommendation" and "recommendation" in query.intents)
+    prior = cfg.section_bonus if answers else 0.0
     if query.subjects and c.hit.doc.doc_id in query.subjects and c.hit.doc.doc_id not in query.preferred:
         prior -= cfg.formulation_penalty
     if not query.patient and PATIENT_TEXT.search(section):

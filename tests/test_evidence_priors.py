@@ -76,6 +76,19 @@ def test_dosing_question_prefers_the_dosage_section() -> None:
     assert b - a == pytest.approx(DEFAULT.section_bonus)
 
 
+def test_a_recommendation_record_answers_what_is_recommended_wherever_it_is_filed() -> None:
+    same = "Adults and children with severe malaria should be treated with intravenous artesunate."
+    prose = candidate(same, title="WHO GUIDELINES FOR MALARIA", section="5.2.2.1 Artesunate")
+    record = replace(prose, kind="recommendation")
+    a, b = scores("What does WHO recommend for severe malaria?", [prose, record])
+    assert b - a == pytest.approx(DEFAULT.section_bonus)
+    a, b = scores("Why is severe malaria dangerous?", [prose, record])
+    assert a == pytest.approx(b)
+    filed = replace(prose, hit=replace(prose.hit, chunk=replace(prose.hit.chunk, section="3.1 Recommendations")))
+    a, b = scores("What does WHO recommend for severe malaria?", [filed, replace(filed, kind="recommendation")])
+    assert a == pytest.approx(b)  # a recommendations section already says so: the bonus is not doubled
+
+
 def test_question_of_another_kind_gets_no_section_bonus() -> None:
     same = "Metformin was given with the evening meal."
     other = candidate(same, section="6 ADVERSE REACTIONS")
