@@ -23,6 +23,7 @@ from ingest.sections import (
     only_labels,
     repeated_labels,
     run_on,
+    section_number,
 )
 from rag.text import split_sentences, squash
 from rag.types import Chunk, Page, sha256_hex
@@ -58,7 +59,11 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 #    a heading (the WHO malaria guideline's '4. Appropriate weight-based dosing').
 # 11: a page counter that a reading by position put mid-page ('180 of 451') is dropped with the running
 #    lines.
-CHUNKER_VERSION = 11
+# 12: a capitals title wrapped over lines is one heading ('WARNING: SERIOUS ADVERSE REACTIONS ... TENDON' /
+#    'RUPTURE, ...'), a label's boxed warning holds no numbered section, a subsection's number after left-out
+#    chapters is no leap ('12.1' after '8.7'), and a numbered reference ('8. Ruberanziza E, ...') no heading.
+# 13: a guideline's annex ('Annex 4.2 Safety of praziquantel ...') is a heading.
+CHUNKER_VERSION = 13
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -130,6 +135,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
 
         lines = _mark_records([ln.strip() for ln in page.text.splitlines()], labels, outline)
         skip = False
+        title_at = -1  # the line that ended a capitals title wrapped over lines, which the next may go on
         record: list[str] | None = None  # the lines of a recommendation box being read
         for i, line in enumerate(lines):
             if skip:  # the second line of a wrapped heading, already taken
@@ -164,6 +170,17 @@ def page_units(pages: list[Page]) -> list[Unit]:
             head = heading_of(line, outline, labels)
             if head and not numbered.allows(head[1]):
                 head = None  # a numbered list's item where the outline numbers the sections
+            if head and i and section_number(head[1]) is None and i - 1 == title_at \
+                    and _caps_title_goes_on(lines[i - 1]):
+                path.extend(line)  # the third line of a capitals title ('EXACERBATION OF MYASTHENIA GRAVIS')
+                title_at = i
+                continue
+            joined = head and i and section_number(head[1]) is None and bool(para) and para[-1] == lines[i - 1] \
+                and _caps_title_goes_on(lines[i - 1])
+            if joined and head:
+                # a capitals title that began on the line before, read as text for its colon: 'WARNING:
+                # SERIOUS ADVERSE REACTIONS INCLUDING TENDINITIS, TENDON' / 'RUPTURE, ...'
+                head = (head[0], _joined(para.pop(), line))
             if head and line.lower() not in outline:  # outline titles are headings wherever they stand
                 if table is None and clause_open(para):
                     head = None  # '(See CLINICAL PHARMACOLOGY, ... DOSAGE AND ADMINISTRATION, and ...)'
@@ -177,6 +194,7 @@ def page_units(pages: list[Page]) -> list[Unit]:
                 flush_table()
                 flush_para()
                 path.enter(*head, outline_title=line.lower() in outline)
+                title_at = i if joined else -1
                 continue
             if CAPTION.match(line):
                 flush_table()
@@ -218,6 +236,18 @@ def page_units(pages: list[Page]) -> list[Unit]:
     if pending:
         units.append(Unit("text", pending, pending_page, pending_page, path.text()))
     return [u for u in units if u.text.strip()]
+
+
+def _caps_title_goes_on(before: str) -> bool:
+    """Whether a line in capitals leaves a title open that the next capitals line goes on with: a
+    boxed warning's or an appendix's title wraps over several lines, the first no heading by itself
+    (its colon), and the others were each taken for one ('RUPTURE, PERIPHERAL NEUROPATHY, ...')."""
+    return before.isupper() and len(before.split()) >= 4 and not before.rstrip().endswith((".", ";", ")", "]"))
+
+
+def _joined(first: str, second: str) -> str:
+    """Two lines of one title: a word broken at its hyphen ('DOSE-' / 'DUMPING') stays one."""
+    return f"{first}{second}" if first.endswith("-") else f"{first} {second}"
 
 
 def _mark_records(lines: list[str], labels: frozenset[str], outline: set[str]) -> list[str]:

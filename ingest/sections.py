@@ -27,6 +27,10 @@ UPPER = re.compile(r"^[A-Z][A-Z ,&/()\-]{5,70}$")
 SECTION_NUMBER = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s")
 # A table-of-contents line: a heading followed by its page number (or dot leaders), not a heading here.
 TOC_ENTRY = re.compile(r"(?:\.{3,}|…)\s*\d*$|[A-Za-z)]\s+\d{1,3}$")
+# A guideline's annex: 'Annex 4.2 Safety of praziquantel for treatment of schistosomiasis'.
+ANNEX = re.compile(r"^(?:Annex|ANNEX)\s+\d{1,2}(?:\.\d{1,2})*\.?\s+[A-Z]")
+# A numbered reference's authors ('8. Ruberanziza E, Wittmann U, Mbituyumuremyi A, ...'): no heading.
+AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3},\s+){2,}")
 # A heading line that ends in one of these words goes on on the next line.
 RUN_ON_WORDS = {"a", "all", "an", "and", "any", "are", "as", "at", "be", "by", "each", "for", "from", "has", "have",
                 "in", "into", "is", "of", "on", "or", "than", "that", "the", "to", "when", "which", "who", "with"}
@@ -43,9 +47,12 @@ def heading_of(line: str, outline_titles: set[str], labels: frozenset[str] = fro
     if norm.lower() in outline_titles:
         return (1 + _number_depth(norm), norm)
     m = NUMBERED.match(norm)
-    if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14 and not TOC_ENTRY.search(norm):
+    if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14 and not TOC_ENTRY.search(norm) \
+            and not AUTHORS.search(norm):
         return (m.group(1).count(".") + 1, norm)
     if ROMAN.match(norm) and not TOC_ENTRY.search(norm):
+        return (1, norm)
+    if ANNEX.match(norm) and len(norm.split()) <= 16 and not TOC_ENTRY.search(norm) and not norm.endswith("."):
         return (1, norm)
     m = LETTERED.match(norm)
     if m and len(m.group(2).split()) <= 10 and not TOC_ENTRY.search(norm) and all(
@@ -158,6 +165,8 @@ class SectionPath:
         number = section_number(text)
         if self.open and (number or outline_title):
             self._settle(number is not None and _continues(self.open[2], number))
+        if number and self.heads and self.heads[-1][1].startswith("WARNING"):
+            self.heads.pop()  # a label's boxed warning comes before section 1, it does not hold it
         if number is None and not outline_title:
             numbered = [(k, n) for k, (_, t) in enumerate(self.heads) if (n := section_number(t))]
             if numbered:
@@ -169,16 +178,24 @@ class SectionPath:
             self.heads.pop()
         self.heads.append((level, text))
 
+    def extend(self, line: str) -> None:
+        """The heading just entered goes on with this line (a title wrapped over lines)."""
+        level, text = self.heads[-1]
+        self.heads[-1] = (level, f"{text} {line}")
+
     def leaps(self, text: str) -> bool:
         """Whether a numbered heading jumps far ahead of the path's numbering: '29 Comparing metformin ...'
         inside '14 CLINICAL STUDIES' is a line of a study ('29-week'), not chapter 29. Restarts
         (an annex's '1 ...') and the next chapters stay headings.
 
+        A subsection's number ('12.1 Mechanism of Action' after '8.7 Hepatic Impairment') is no count:
+        labels leave out chapters without subsections, and their chapter titles may not be read.
+
         Example: path '14 CLINICAL STUDIES', '29 Comparing Metformin' -> True; '16 HOW SUPPLIED' -> False
         """
         number = section_number(text)
         deepest = next((n for _, t in reversed(self.heads) if (n := section_number(t))), None)
-        return bool(number and deepest and number[0] > deepest[0] + 2)
+        return bool(number and len(number) == 1 and deepest and number[0] > deepest[0] + 2)
 
     def close(self) -> None:
         """The document has ended: no numbered heading follows."""

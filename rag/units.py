@@ -27,6 +27,8 @@ _AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\
 # www.fda.gov/medwatch') gives an address, not a clinical statement: a web address and a phone number.
 _WEB = re.compile(r"\bwww\.\S+|\bhttps?://\S+", re.I)
 _PHONE = re.compile(r"\b1-\s?\d{3}-[\dA-Z]{3}-[\dA-Z]{4}\b|\(\d{3}\)\s?\d{3}-\d{4}|\b\d{3}-\d{3}-\d{4}\b")
+# A section of cited works says where things are said, not what ('15 REFERENCES', 'References').
+_REFERENCES = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?\s+)?(?:references|bibliography)$", re.I)
 # A numbered section title's start ('2.1 Dosing', '5.12 Serious').
 _SECTION_NUMBER = re.compile(r"(?<![\d.,])\b\d{1,2}\.\d{1,2}\s+[A-Z][a-z]")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
@@ -65,10 +67,13 @@ def units(chunk: Chunk) -> list[Unit]:
     A recommendation record is one unit (its statement with strength and certainty); a table gives one
     unit per row (the caption and header travel in `head`); prose gives its sentences, cut further at
     list bullets and at FDA Highlights items. A piece of a sentence that reads as an instruction whole
-    (Chunk.cut_instruction) is left out, as is anything addressed to a language model.
+    (Chunk.cut_instruction) is left out, as is anything addressed to a language model, and a section of
+    references gives none.
     Example: a chunk 'Dosage • Take 5 mg daily with food. • Stop if a rash appears.' ->
         [Unit('Take 5 mg daily with food.', 0, 'item'), Unit('Stop if a rash appears.', 1, 'item')]
     """
+    if _REFERENCES.match(chunk.section.split(">")[-1].strip()):
+        return []  # a list of cited works: 'Testing for G6PD deficiency for safe use of primaquine (Policy brief).'
     stems: list[str] = []
     if chunk.kind == "recommendation":
         raw, kinds, head = [chunk.text], ["recommendation"], ""

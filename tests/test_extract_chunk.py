@@ -557,6 +557,38 @@ def test_a_numbered_line_far_ahead_of_the_chapter_is_not_a_heading() -> None:
     assert list(dict.fromkeys(s for s, _ in sections_of(text))) == ["14 CLINICAL STUDIES", "16 HOW SUPPLIED"]
 
 
+def test_a_subsection_after_chapters_left_out_is_still_a_heading() -> None:
+    text = ("8.7 Hepatic Impairment\nNo change is needed.\n12.1 Mechanism of Action\nIt inhibits gyrase.\n"
+            "29 Comparing Two Doses\nPatients took both.")
+    assert list(dict.fromkeys(s for s, _ in sections_of(text))) == [
+        "8.7 Hepatic Impairment", "12.1 Mechanism of Action"]
+
+
+def test_an_annex_is_a_heading() -> None:
+    assert heading_of("Annex 4.2 Safety of praziquantel for treatment of schistosomiasis", set()) == (
+        1, "Annex 4.2 Safety of praziquantel for treatment of schistosomiasis")
+    assert heading_of("Annex 6 gives the conversion.", set()) is None
+
+
+def test_a_numbered_reference_is_no_heading() -> None:
+    assert heading_of("8. Ruberanziza E, Wittmann U, Mbituyumuremyi A, Mutabazi A, Campbell CH", set()) is None
+    assert heading_of("8. Future research needs", set()) == (1, "8. Future research needs")
+
+
+def test_a_capitals_title_wrapped_over_lines_is_one_heading_and_a_boxed_warning_holds_no_section() -> None:
+    text = ("WARNING: SERIOUS ADVERSE REACTIONS INCLUDING TENDINITIS, TENDON\n"
+            "RUPTURE, PERIPHERAL NEUROPATHY, CENTRAL NERVOUS SYSTEM EFFECTS AND\n"
+            "EXACERBATION OF MYASTHENIA GRAVIS\nFluoroquinolones have been associated with tendinitis.\n"
+            "1.1 Skin and Skin Structure Infections\nCiprofloxacin is indicated for skin infections.\n"
+            "APPENDIX C: GUIDELINES FOR CONDUCTING AN IN VITRO ALCOHOL DOSE-\nDUMPING STUDY\n"
+            "The sponsor should test drug release in alcohol.")
+    assert list(dict.fromkeys(s for s, _ in sections_of(text))) == [
+        "WARNING: SERIOUS ADVERSE REACTIONS INCLUDING TENDINITIS, TENDON RUPTURE, PERIPHERAL NEUROPATHY, "
+        "CENTRAL NERVOUS SYSTEM EFFECTS AND EXACERBATION OF MYASTHENIA GRAVIS",
+        "1.1 Skin and Skin Structure Infections",
+        "APPENDIX C: GUIDELINES FOR CONDUCTING AN IN VITRO ALCOHOL DOSE-DUMPING STUDY"]
+
+
 def test_label_with_only_capitals_headings_keeps_flat_sections() -> None:
     text = ("INDICATIONS AND USAGE\nTreats infections.\nDOSAGE AND ADMINISTRATION\nGive 500 mg twice daily.\n"
             "WARNINGS\nStop if a rash appears.")

@@ -72,6 +72,13 @@ def test_a_list_items_stem_travels_with_it_and_is_no_unit_by_itself() -> None:
     assert "contraindicated" in context("LISINOPRIL TABLETS", "4 CONTRAINDICATIONS", units(c)[0])
 
 
+def test_a_list_of_references_gives_no_units() -> None:
+    cited = "Testing for G6PD deficiency for safe use of primaquine in radical cure of P. vivax (Policy brief)."
+    assert units(chunk(cited, section="References")) == []
+    assert units(chunk(cited, section="15 REFERENCES")) == []
+    assert [u.text for u in units(chunk(cited, section="5.2.1.5 Uncomplicated malaria"))] == [cited]
+
+
 def test_the_sections_own_heading_glued_on_is_left_out() -> None:
     c = chunk("Dosing Recommendations without Consideration of Genotype If the genotypes are not known, the "
               "initial dose is usually 2 to 5 mg once daily.",
