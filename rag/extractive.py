@@ -237,8 +237,8 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         statement right after the lead (which often finishes it: the limit, the exception) or right
         before a lead that refers back to it, or the first word of another document the question names."""
         share = sum(idf(t) for t in c.terms - covered) / total
-        stated = {a for x in chosen for a in numbers_with_units(x.text)} | asked
-        amounts = query.asks_number and bool(set(numbers_with_units(c.text)) - stated)
+        stated = {a for x in chosen for a in _amounts(x.text)} | asked
+        amounts = query.asks_number and bool(_amounts(c.text) - stated)
         follows = _step(lead, c) == 1
         # a lead that starts 'Thus, ...' or 'These patients ...' says what it says only after the one before
         grounds = _step(c, lead) == 1 and bool(_ANAPHOR.match(lead.text))
@@ -266,6 +266,17 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         # a question asking for a number is answered only by a quoted number for what it asks about
         return [], True
     return [lead] + sorted(chosen[1:], key=lambda c: (c.hit.rank, c.position)), False
+
+
+def _amounts(text: str) -> set[str]:
+    """The numbers a text states with their units, shares among them ('headache (13.2%, ...').
+
+    Example: 'headache (13.2%, 25 986 participants)' -> {'13.2%'} (with what numbers_with_units finds)
+    """
+    return set(numbers_with_units(text)) | {m.replace(" ", "") for m in _SHARE.findall(text)}
+
+
+_SHARE = re.compile(r"\d+(?:\.\d+)?\s?%")
 
 
 def _last_positions(scored: list[Candidate]) -> dict[str, int]:

@@ -297,6 +297,19 @@ def test_a_row_states_the_amount_its_column_label_gives_the_unit_of() -> None:
     assert doses("Body weight (kg): 15 to < 25 · Age (years): 3") == []
 
 
+def test_a_share_is_an_amount_a_support_may_add() -> None:
+    title, section = "SCHISTOSOMIASIS GUIDELINE", "Annex 4.2 Safety of praziquantel"
+    lead = replace(candidate("These adverse events of praziquantel are generally not serious.", title=title,
+                             section=section), score=0.60)
+    share = replace(candidate("The adverse events of praziquantel were abdominal pain (16.5%) and headache (13.2%).",
+                              title=title, section=section), score=0.55, position=1)
+    q = query("How often did adverse events of praziquantel occur?", [lead])
+    scored = score_candidates(q, [lead, share], SameVector(), lambda t: 1.0)
+    assert scored[1].terms == scored[0].terms  # the share adds no term: only its numbers
+    picked, _ = select(q, scored, lambda t: 1.0)
+    assert [c.text for c in picked] == [lead.text, share.text]
+
+
 def test_a_drug_no_document_is_about_is_answered_from_the_units_naming_it() -> None:
     title, section = "WHO GUIDELINES FOR MALARIA", "5.2.1.1.2 Dosing of ACTs"
     other = replace(candidate("Children weighing < 25 kg should receive at least 2.5 mg/kg bw dihydroartemisinin.",
