@@ -29,6 +29,9 @@ _WEB = re.compile(r"\bwww\.\S+|\bhttps?://\S+", re.I)
 _PHONE = re.compile(r"\b1-\s?\d{3}-[\dA-Z]{3}-[\dA-Z]{4}\b|\(\d{3}\)\s?\d{3}-\d{4}|\b\d{3}-\d{3}-\d{4}\b")
 # A section of cited works says where things are said, not what ('15 REFERENCES', 'References').
 _REFERENCES = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?\s+)?(?:references|bibliography)$", re.I)
+# A title with the number of the section it names ('Seasonal malaria chemoprevention (4.2.3)'): an entry
+# of a list of contents or recommendations, not a statement.
+_CONTENTS_ENTRY = re.compile(r"^[^.;:!?]{3,90}\(\d{1,2}(?:\.\d{1,2}){2,}\)$")
 # A numbered section title's start ('2.1 Dosing', '5.12 Serious').
 _SECTION_NUMBER = re.compile(r"(?<![\d.,])\b\d{1,2}\.\d{1,2}\s+[A-Z][a-z]")
 # Words a unit needs to say something by itself ('Adults | 10 mg' is a row; 'See below.' is not).
@@ -123,7 +126,8 @@ def quotable(text: str, kind: str, piece: str = "") -> bool:
         'Take 500 mg twice daily with meals.' -> True
     """
     words = text.split()
-    if _LEADER_DOTS.search(text) or _AUTHORS.search(text) or (_WEB.search(text) and _PHONE.search(text)):
+    if _LEADER_DOTS.search(text) or _AUTHORS.search(text) or (_WEB.search(text) and _PHONE.search(text)) \
+            or _CONTENTS_ENTRY.match(text.strip()):
         return False
     if kind == "row":
         return len(words) >= 2 and any(ch.isalnum() for ch in text)

@@ -29,6 +29,8 @@ def chunk(text: str, kind: str = "text", section: str = "2 DOSAGE AND ADMINISTRA
     ("To report SUSPECTED ADVERSE REACTIONS, contact FDA at 1-800-FDA-1088 or www.fda.gov/medwatch.", False),
     ("In case of overdose, contact a Poison Control Center right away (1-800-222-1222).", True),
     ("( 2.1 , 2.2 , 2.3 )", False),  # cross-references alone
+    ("Seasonal malaria chemoprevention (4.2.3)", False),  # a contents entry
+    ("Hypersensitivity to metformin (4)", True),  # a Highlights item and its section
     ("2.1 Dosing for Adult and Pediatric Patients > 3 Months of Age 2.2 Dosing in Neonates and Infants", False),
     ("Give 2.5 mg daily; see 5.1 Bleeding and 5.2 Necrosis.", True),  # a sentence citing two sections
     ("Applications for NME NDAs or original BLAs received between", False),  # broken off
