@@ -63,7 +63,9 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 #    'RUPTURE, ...'), a label's boxed warning holds no numbered section, a subsection's number after left-out
 #    chapters is no leap ('12.1' after '8.7'), and a numbered reference ('8. Ruberanziza E, ...') no heading.
 # 13: a guideline's annex ('Annex 4.2 Safety of praziquantel ...') is a heading.
-CHUNKER_VERSION = 13
+# 14: a grid of numbers printed without frames or column gaps (a guideline annex's conversion table) is
+#    read as rows under its header line and group label ('Single', 'Duplicate').
+CHUNKER_VERSION = 14
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -137,9 +139,12 @@ def page_units(pages: list[Page]) -> list[Unit]:
         skip = False
         title_at = -1  # the line that ended a capitals title wrapped over lines, which the next may go on
         record: list[str] | None = None  # the lines of a recommendation box being read
+        skip_to = 0  # the line after a number grid already read (_number_grid)
         for i, line in enumerate(lines):
             if skip:  # the second line of a wrapped heading, already taken
                 skip = False
+                continue
+            if i < skip_to:
                 continue
             if record is not None:
                 if line and not records.box_head(line) and not heading_of(line, outline, labels) \
@@ -209,6 +214,25 @@ def page_units(pages: list[Page]) -> list[Unit]:
                     table.append(line)
                     continue
                 flush_table()
+            if table is None and GAP not in line and (grid := _number_grid(lines, i)):
+                # a table printed without frames or column gaps: rows of numbers under a header line
+                end, rows = grid
+                header = para.pop() if para and not _numbers_row(para[-1]) else ""
+                caption = _join_lines(para)
+                if len(caption.split()) > GRID_CAPTION_WORDS:
+                    caption = ""  # prose before the grid, not its title
+                    flush_para()
+                else:
+                    para.clear()
+                    if pending:  # the sentence carried from the page before stays text
+                        units.append(Unit("text", pending, pending_page, pending_page, path.text()))
+                        pending, pending_page = "", 0
+                for group, row in rows:
+                    grid_head = "\n".join(x for x in (caption, header, group) if x)
+                    units.append(Unit("table", row, page.number, page.number, path.text(), table_head=grid_head,
+                                      caption=caption))
+                skip_to = end
+                continue
             if GAP in line and (line.count(GAP) >= 2 or GAP in following and any(
                     tables.data_row(ln.split(GAP)) for ln in (line, *lines[i + 1:i + 4]))):
                 # an uncaptioned grid (cells by position, ingest.tables): consecutive gapped lines, under
@@ -236,6 +260,46 @@ def page_units(pages: list[Page]) -> list[Unit]:
     if pending:
         units.append(Unit("text", pending, pending_page, pending_page, path.text()))
     return [u for u in units if u.text.strip()]
+
+
+# A cell of a number grid: '25%', '35-70%', '> 60%', '0.5', '≥ 35' (a comparison sign stands alone too).
+_NUMBER_CELL = re.compile(r"^(?:[<>≤≥]=?|[<>≤≥]?\d[\d.,]*%?(?:[-–]\d[\d.,]*%?)?)$")
+# A grid has at least this many rows of numbers; the paragraph above it is its title up to this many words.
+GRID_ROWS = 3
+GRID_CAPTION_WORDS = 40
+
+
+def _numbers_row(line: str) -> bool:
+    """A line of three or more cells, (nearly) all numbers: '25% 35-70% 50% 30-50% 25%'."""
+    cells = line.split()
+    return len(cells) >= 3 and sum(bool(_NUMBER_CELL.match(c)) for c in cells) >= 0.8 * len(cells) \
+        and sum(c[:1].isdigit() for c in cells) >= 3
+
+
+def _number_grid(lines: list[str], start: int) -> tuple[int, list[tuple[str, str]]] | None:
+    """The rows of a grid of numbers that starts at `start`, each with the group label above it ('Single',
+    'Duplicate'), and the index after the grid; None when fewer than GRID_ROWS rows of numbers follow.
+
+    Example: ['Single', '1% 5-30% 10%', '5% 10-30% 20%', 'Duplicate', '1% 5-25% 10%', 'Source: ...'], 0 ->
+        (5, [('Single', '1% 5-30% 10%'), ('Single', '5% 10-30% 20%'), ('Duplicate', '1% 5-25% 10%')])
+    """
+    rows: list[tuple[str, str]] = []
+    group, i = "", start
+    while i < len(lines):
+        line = lines[i]
+        if _numbers_row(line):
+            rows.append((group, line))
+        elif _group_label(line) and i + 1 < len(lines) and _numbers_row(lines[i + 1]):
+            group = line
+        else:
+            break
+        i += 1
+    return (i, rows) if len(rows) >= GRID_ROWS else None
+
+
+def _group_label(line: str) -> bool:
+    # a short label over some rows of a grid ('Single', 'Duplicate slide'), no number in it
+    return 0 < len(line.split()) <= 3 and not any(ch.isdigit() for ch in line) and line[:1].isupper()
 
 
 def _caps_title_goes_on(before: str) -> bool:

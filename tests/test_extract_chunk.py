@@ -564,6 +564,20 @@ def test_a_subsection_after_chapters_left_out_is_still_a_heading() -> None:
         "8.7 Hepatic Impairment", "12.1 Mechanism of Action"]
 
 
+def test_a_grid_of_numbers_without_frames_is_read_as_rows_under_its_header_and_group() -> None:
+    text = ("Annex 6. Equivalent prevalence\nPOC-CCA thresholds equivalent to Kato-Katz\n"
+            "Kato-Katz POC-CCA Suggested threshold\nSingle\n1% 5-30% 10%\n25% 35-70% 50%\n"
+            "Duplicate\n1% 5-25% 10%\n25% 30-70% 45%\nSource: Barenbold O, et al. 2018.")
+    units = page_units([Page(1, "1", text)])
+    rows = [(u.text, u.table_head.splitlines()) for u in units if u.kind == "table"]
+    head = ["POC-CCA thresholds equivalent to Kato-Katz", "Kato-Katz POC-CCA Suggested threshold"]
+    assert rows == [("1% 5-30% 10%", [*head, "Single"]), ("25% 35-70% 50%", [*head, "Single"]),
+                    ("1% 5-25% 10%", [*head, "Duplicate"]), ("25% 30-70% 45%", [*head, "Duplicate"])]
+    assert [u.text for u in units if u.kind == "text"] == ["Source: Barenbold O, et al. 2018."]
+    # two lines of numbers are no grid: 'Take 1 2 3 tablets' stays a sentence
+    assert all(u.kind == "text" for u in page_units([Page(1, "1", "Doses\n1 2 3\n4 5 6\nThen stop.")]))
+
+
 def test_an_annex_is_a_heading() -> None:
     assert heading_of("Annex 4.2 Safety of praziquantel for treatment of schistosomiasis", set()) == (
         1, "Annex 4.2 Safety of praziquantel for treatment of schistosomiasis")
