@@ -177,7 +177,7 @@ def rerank(hits: list[Hit], scored: list[Candidate], query: Query, cfg: AnswerCo
 
     ordered = sorted(head, key=lambda h: (-score(h), h.rank))
     # a question naming two documents (two labelled drugs, a label and the EML) is shown the best passage of each
-    firsts = list({h.doc.family: h for h in reversed(ordered) if h.doc.doc_id in query.subjects}.values())
+    firsts = list({h.doc.doc_id: h for h in reversed(ordered) if h.doc.doc_id in query.subjects}.values())
     if len(firsts) > 1:
         firsts.sort(key=ordered.index)
         ordered = firsts + [h for h in ordered if h not in firsts]
@@ -243,8 +243,9 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         # a lead that starts 'Thus, ...' or 'These patients ...' says what it says only after the one before
         grounds = _step(c, lead) == 1 and bool(_ANAPHOR.match(lead.text))
         # another document the question names, by a unit that also says something the quotes do not
-        other = share > 0 and c.hit.doc.doc_id in query.subjects and \
-            c.hit.doc.family not in {x.hit.doc.family for x in chosen}
+        # (another version of a quoted document, which a question about what changed compares, needs no new term)
+        other = c.hit.doc.doc_id in query.subjects and c.hit.doc.doc_id not in {x.hit.doc.doc_id for x in chosen} \
+            and (share > 0 or c.hit.doc.family in {x.hit.doc.family for x in chosen})
         return (share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows or grounds else 0.0)
                 + (cfg.other_subject_gain if other else 0.0))
 
@@ -476,10 +477,14 @@ def asked_part(question: str) -> str:
 
 
 def _duplicate(c: Candidate, chosen: list[Candidate]) -> bool:
-    """Same text, one inside the other, or near-identical wording (guidelines repeat paragraphs)."""
+    """Same text, one inside the other, or near-identical wording with the same numbers (guidelines repeat
+    paragraphs)."""
     s, words = squash(c.text), set(c.text.lower().split())
     for o in chosen:
         other = set(o.text.lower().split())
-        if s in squash(o.text) or squash(o.text) in s or len(words & other) >= 0.7 * len(words | other):
+        if s in squash(o.text) or squash(o.text) in s:
+            return True
+        # near-identical wording with other numbers is another statement: a dose an earlier version changed
+        if len(words & other) >= 0.7 * len(words | other) and _amounts(c.text) == _amounts(o.text):
             return True
     return False

@@ -4,6 +4,7 @@ answer -> verify -> cite (the seams: rag/answering.py)."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import replace
 from functools import lru_cache
@@ -47,6 +48,7 @@ class QA:
         question = check_question(question)
         view = self.engine.view()
         query = self.understand(question, view)
+        query, filters = with_history(query, filters, view)
         qvec = self.engine.embedder.embed([question])
         cfg = config or self.config
         return self._ranked(view, query, k, filters, qvec, cfg, EvidenceReranker(self._scores(cfg), qvec[0]))
@@ -85,6 +87,7 @@ class QA:
         t0 = time.perf_counter()
         view = self.engine.view()
         query = self.understand(question, view)
+        query, filters = with_history(query, filters, view)
         qvec = self.engine.embedder.embed([question])
         scores = self._scores(cfg)  # the units scored for re-ranking are read again by the answerer
         hits = self._ranked(view, query, k, filters, qvec, cfg, EvidenceReranker(scores, qvec[0]))
@@ -119,6 +122,25 @@ class QA:
 
             self._generators[name] = make_generator(name, self.settings)
         return self._generators[name]
+
+
+def with_history(query: Query, filters: Filters | None, view: View) -> tuple[Query, Filters | None]:
+    """A question that names an earlier version of a document it is about ('moved from the 2022 warfarin
+    label to the 2025 version') also reads that version, as one more subject; other superseded
+    versions stay out of the search.
+
+    Example: 'Did the 2022 warfarin label's storage change?' -> subjects and filters gain the 2022 label
+    """
+    if filters is not None and filters.include_superseded:
+        return query, filters
+    families = {d.family for d in view.snap.docs.values() if d.doc_id in query.subjects}
+    named = set(re.findall(r"\b(?:19|20)\d\d\b", query.text))
+    earlier = tuple(sorted(d.doc_id for d in view.snap.docs.values() if d.status == "superseded"
+                           and d.family in families and d.version in named))
+    if not earlier:
+        return query, filters
+    filters = replace(filters or Filters(), also=(*(filters.also if filters else ()), *earlier))
+    return replace(query, subjects=query.subjects | set(earlier)), filters
 
 
 def quote_page(n: int, hit: Hit, quote: str, pages: Store) -> Citation:

@@ -18,6 +18,7 @@ class Filters:
     families: tuple[str, ...] = ()  # empty: every family
     doc_types: tuple[str, ...] = ()  # empty: every type
     include_superseded: bool = False
+    also: tuple[str, ...] = ()  # doc_ids admitted though superseded (an earlier version a question names)
 
     def mask(self, snap: Snapshot) -> np.ndarray:
         """Boolean row mask over the snapshot's chunks: a lookup of each row's document (Snapshot.doc_mask)."""
@@ -25,7 +26,8 @@ class Filters:
 
     def admits(self, d: Document) -> bool:
         """Whether this filter lets a document's passages through (a withdrawn one never, not even as history)."""
-        status = d.status == "current" or (self.include_superseded and d.status != "withdrawn")
+        history = self.include_superseded or d.doc_id in self.also
+        status = d.status == "current" or (d.status != "withdrawn" and history)
         return status and (not self.families or d.family in self.families) and \
             (not self.doc_types or d.doc_type in self.doc_types)
 

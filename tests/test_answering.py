@@ -79,6 +79,16 @@ def test_current_version_only_unless_superseded_requested(library: QA):
     assert {h.doc.status for h in hits if h.doc.file_name == "zorbital_guideline_2020.pdf"} == {"superseded"}
 
 
+def test_a_question_naming_an_earlier_version_reads_it_beside_the_current_one(library: QA):
+    answer = library.answer("Did the usual adult dose of zorbital change from the 2020 guideline to 2024?")
+    cited = {c.hit.doc.file_name for c in answer.citations}
+    assert cited == {"zorbital_guideline_2020.pdf", "zorbital_guideline_2024.pdf"}
+    assert {"20 mg", "40 mg"} <= {w for w in ("20 mg", "40 mg") if w in answer.text}
+    # a year no superseded version carries reads the current version only
+    hits = library.retrieve("What was the usual adult dose of zorbital in 2019?", k=10)
+    assert {h.doc.file_name for h in hits if "zorbital" in h.doc.file_name} == {"zorbital_guideline_2024.pdf"}
+
+
 def test_family_and_type_filters(library: QA):
     hits = library.retrieve("dose twice daily", k=10, filters=Filters(doc_types=("formulary",)))
     assert hits and {h.doc.doc_type for h in hits} == {"formulary"}
