@@ -175,13 +175,13 @@ def page_units(pages: list[Page]) -> list[Unit]:
             head = heading_of(line, outline, labels)
             if head and not numbered.allows(head[1]):
                 head = None  # a numbered list's item where the outline numbers the sections
-            if head and i and section_number(head[1]) is None and i - 1 == title_at \
-                    and _caps_title_goes_on(lines[i - 1]):
+            caps_goes_on = head is not None and i > 0 and section_number(head[1]) is None \
+                and _caps_title_goes_on(lines[i - 1])
+            if caps_goes_on and i - 1 == title_at:
                 path.extend(line)  # the third line of a capitals title ('EXACERBATION OF MYASTHENIA GRAVIS')
                 title_at = i
                 continue
-            joined = head and i and section_number(head[1]) is None and bool(para) and para[-1] == lines[i - 1] \
-                and _caps_title_goes_on(lines[i - 1])
+            joined = caps_goes_on and bool(para) and para[-1] == lines[i - 1]
             if joined and head:
                 # a capitals title that began on the line before, read as text for its colon: 'WARNING:
                 # SERIOUS ADVERSE REACTIONS INCLUDING TENDINITIS, TENDON' / 'RUPTURE, ...'
