@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from rag.types import Page
+from rag.units import AUTHORS
 
 if TYPE_CHECKING:
     from ingest.chunk import Unit
@@ -29,8 +30,6 @@ SECTION_NUMBER = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s")
 TOC_ENTRY = re.compile(r"(?:\.{3,}|…)\s*\d*$|[A-Za-z)]\s+\d{1,3}$")
 # A guideline's annex: 'Annex 4.2 Safety of praziquantel for treatment of schistosomiasis'.
 ANNEX = re.compile(r"^(?:Annex|ANNEX)\s+\d{1,2}(?:\.\d{1,2})*\.?\s+[A-Z]")
-# A numbered reference's authors ('8. Ruberanziza E, Wittmann U, Mbituyumuremyi A, ...'): no heading.
-AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3},\s+){2,}")
 # A heading line that ends in one of these words goes on on the next line.
 RUN_ON_WORDS = {"a", "all", "an", "and", "any", "are", "as", "at", "be", "by", "each", "for", "from", "has", "have",
                 "in", "into", "is", "of", "on", "or", "than", "that", "the", "to", "when", "which", "who", "with"}
@@ -47,6 +46,7 @@ def heading_of(line: str, outline_titles: set[str], labels: frozenset[str] = fro
     if norm.lower() in outline_titles:
         return (1 + _number_depth(norm), norm)
     m = NUMBERED.match(norm)
+    # (a numbered reference, '8. Ruberanziza E, Wittmann U, ...', is no heading: rag.units.AUTHORS)
     if m and not norm.endswith((".", ",")) and len(m.group(2).split()) <= 14 and not TOC_ENTRY.search(norm) \
             and not AUTHORS.search(norm):
         return (m.group(1).count(".") + 1, norm)

@@ -106,6 +106,7 @@ def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, i
     if not cands:
         return []
     alias = aliases(query, known)
+    combos = {t: parts for t in alias if (parts := _combination(t))}
     total = sum(idf(t) for t in alias) or 1.0
     lexical = []
     for c in cands:
@@ -114,7 +115,7 @@ def score_candidates(query: Query, cands: list[Candidate], embedder: Embedder, i
         # inflections by their Snowball stem: 'characterize' is in 'IMNM is characterized by'
         roots = _roots(words)
         present = frozenset(t for t, names in alias.items() if names & words or _roots(names) & roots
-                            or _combination_in(t, words))
+                            or t in combos and combos[t] <= words)
         share = sum(idf(t) for t in present) / total
         lexical.append(replace(c, score=cfg.w_terms * share + _prior(query, c, cfg), terms=present))
     ctx = [_context(c) for c in lexical]
@@ -343,14 +344,14 @@ def _context_words(c: Candidate) -> frozenset[str]:
     return _stemmed(f"{c.hit.doc.title} {c.hit.chunk.section} {c.head} {c.text}")
 
 
-def _combination_in(term: str, words: frozenset[str]) -> bool:
-    """Whether the words name every drug of a combination the question writes with hyphens or slashes
-    ('artemether-lumefantrine' is in 'Dose (mg) of artemether + lumefantrine').
+def _combination(term: str) -> frozenset[str]:
+    """The drugs of a combination the question writes with hyphens or slashes, which a passage names
+    one by one ('Dose (mg) of artemether + lumefantrine'); empty for any other term.
 
-    Example: ('artemether-lumefantrine', {'artemether', 'lumefantrine', 'dose'}) -> True
+    Example: 'artemether-lumefantrine' -> {'artemether', 'lumefantrine'}; 'contrast-enhanced' -> frozenset()
     """
     parts = re.split(r"[-/]", term)
-    return len(parts) > 1 and all(synonyms.canonical(p) for p in parts) and all(p in words for p in parts)
+    return frozenset(parts) if len(parts) > 1 and all(synonyms.canonical(p) for p in parts) else frozenset()
 
 
 @lru_cache(maxsize=8192)
@@ -396,7 +397,6 @@ def technical_terms(query: Query, common: Callable[[str], bool]) -> set[str]:
     acts = set(stems(" ".join(_ASKER_VERB.findall(query.text))))
     return {p for t in query.terms for p in t.split("-") if len(p) >= 4 and not p.isdigit()
             and not STOP_TERMS.match(p) and not _everyday(p, common) and p not in acts}
-
 
 
 def _everyday(term: str, common: Callable[[str], bool]) -> bool:

@@ -21,7 +21,7 @@ _BULLET = re.compile(r"\s*[•●▪◦]\s+")
 # 'Loebstein R, Addis A, Ho E, et al. Pregnancy ... 1996;69:83-89', '... 2015, ..., AAPS J, 17(4):891-901')
 # say where things are, not what they say.
 _LEADER_DOTS = re.compile(r"(?:\.\s?){5,}|…{2,}")
-_AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\b(?:19|20)\d\d;\s?\d+(?:\(\d+\))?:\d+"
+AUTHORS = re.compile(r"(?:\b[A-Z][a-z'’-]+ [A-Z]{1,3}[,.]\s+){2,}|\bet al\.|\b(?:19|20)\d\d;\s?\d+(?:\(\d+\))?:\d+"
                       r"|\b\d{1,4}\(\d{1,3}\):\s?\d+(?:[-–]\d+)?\b")  # a journal's volume(issue):pages
 # A reporting or distributor line ('To report SUSPECTED ADVERSE REACTIONS, contact ... at 1-800-FDA-1088 or
 # www.fda.gov/medwatch') gives an address, not a clinical statement: a web address and a phone number.
@@ -77,15 +77,14 @@ def units(chunk: Chunk) -> list[Unit]:
     """
     if _REFERENCES.match(chunk.section.split(">")[-1].strip()):
         return []  # a list of cited works: 'Testing for G6PD deficiency for safe use of primaquine (Policy brief).'
-    stems: list[str] = []
     if chunk.kind == "recommendation":
-        raw, kinds, head = [chunk.text], ["recommendation"], ""
+        raw, kinds, heads = [chunk.text], ["recommendation"], [""]
     elif chunk.kind == "table":
         head_lines, rows = table_parts(chunk.text)
-        raw, kinds, head = rows, ["row"] * len(rows), "\n".join(head_lines)
+        raw, kinds, heads = rows, ["row"] * len(rows), ["\n".join(head_lines)] * len(rows)
     else:
-        raw, kinds, stems = _prose(chunk.text)
-        head = ""
+        # a list item says what it says after its stem, which travels with it (and is no unit itself)
+        raw, kinds, heads = _prose(chunk.text)
         if chunk.kind == "boxed_warning":
             kinds = ["warning"] * len(raw)
     cut = cut_units(chunk, len(raw))
@@ -97,8 +96,7 @@ def units(chunk: Chunk) -> list[Unit]:
         piece = "" if i not in cut else ("end" if i == 0 and chunk.starts_mid else "start")
         if not quotable(text, kind, piece) or looks_like_instruction(text):
             continue
-        # a list item says what it says after its stem, which travels with it (and is no unit itself)
-        out.append(Unit(text, i, kind, stems[i] if chunk.kind not in ("recommendation", "table") else head, piece))
+        out.append(Unit(text, i, kind, heads[i], piece))
     return out
 
 
@@ -126,7 +124,7 @@ def quotable(text: str, kind: str, piece: str = "") -> bool:
         'Take 500 mg twice daily with meals.' -> True
     """
     words = text.split()
-    if _LEADER_DOTS.search(text) or _AUTHORS.search(text) or (_WEB.search(text) and _PHONE.search(text)) \
+    if _LEADER_DOTS.search(text) or AUTHORS.search(text) or (_WEB.search(text) and _PHONE.search(text)) \
             or _CONTENTS_ENTRY.match(text.strip()):
         return False
     if kind == "row":
