@@ -24,6 +24,7 @@ from rag.query import SECTIONS, Query, band_contains
 from rag.text import LABEL, PAIR, PREFIX, numbers_with_units, split_sentences, squash, stems
 from rag.types import Hit
 from rag.units import Unit, context, units
+from rag.values import row_key
 
 VERB_ENDINGS = ("ed", "ing", "en", "ly")
 # English prefixes that make a word about the same thing as its rest ('reassess', 'pretreatment', 'nonadherence').
@@ -47,6 +48,11 @@ _NUMBER = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twi
 # the prescribing sections in lay terms; a clinician's question is answered from the prescribing text.
 PATIENT_TEXT = re.compile(r"medication guide|patient (?:information|counsel)|instructions for use"
                           r"|what is the most important information|information for patients", re.I)
+# The headings of an OTC Drug Facts label (21 CFR 201.66), which print them inline at the start of the
+# statement they head ('Do not use if you have ever had an allergic reaction ...'): the unit's own section.
+DRUG_FACTS_HEADING = re.compile(r"^(?:Do not use|Ask a doctor or pharmacist before use|Ask a doctor before use"
+                                r"|When using this product|Stop use and ask a doctor|Directions|Other information"
+                                r"|Warnings|Uses|Purpose|(?:In)?active ingredients?)\b", re.I)
 
 Idf = Callable[[str], float]
 
@@ -138,6 +144,8 @@ def _prior(query: Query, c: Candidate, cfg: AnswerConfig) -> float:
     doses as they were studied, below its prescribing sections unless the question asks about them; a
     table row whose band (weight, renal function, age) holds the value the question gives."""
     section = c.hit.chunk.section
+    if inline := DRUG_FACTS_HEADING.match(c.text):
+        section = f"{section} > {inline.group(0)}"
     # a recommendation record answers a question asking what is recommended, wherever it is filed
     answers = any(SECTIONS[i].search(section) for i in query.intents if i in SECTIONS) or (
         c.kind == "recommendation" and "recommendation" in query.intents)
@@ -150,6 +158,8 @@ def _prior(query: Query, c: Candidate, cfg: AnswerConfig) -> float:
         prior -= cfg.study_penalty
     for v in query.values:
         inside = band_contains(c.text, v, (c.head or None) if c.kind == "row" else None)
+        if inside is None and c.kind == "row":
+            inside = row_key(c.text, v)  # a row keyed by one value ('25%'), not a band
         if inside is not None:
             prior += cfg.band_bonus if inside else -cfg.band_bonus
             break
@@ -240,6 +250,9 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         share = sum(idf(t) for t in c.terms - covered) / total
         stated = {a for x in chosen for a in _amounts(x.text)} | asked
         amounts = query.asks_number and bool(_amounts(c.text) - stated)
+        # the kind of number asked for ('how long'), which no quote so far states
+        kind = bool(query.counts) and counts(c.text, query.counts) and not any(counts(x.text, query.counts)
+                                                                              for x in chosen)
         follows = _step(lead, c) == 1
         # a lead that starts 'Thus, ...' or 'These patients ...' says what it says only after the one before
         grounds = _step(c, lead) == 1 and bool(_ANAPHOR.match(lead.text))
@@ -247,7 +260,7 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         # (another version of a quoted document, which a question about what changed compares, needs no new term)
         other = c.hit.doc.doc_id in query.subjects and c.hit.doc.doc_id not in {x.hit.doc.doc_id for x in chosen} \
             and (share > 0 or c.hit.doc.family in {x.hit.doc.family for x in chosen})
-        return (share + (cfg.amount_gain if amounts else 0.0) + (cfg.next_gain if follows or grounds else 0.0)
+        return (share + cfg.amount_gain * (amounts + kind) + (cfg.next_gain if follows or grounds else 0.0)
                 + (cfg.other_subject_gain if other else 0.0))
 
     # supports come from the lead's document or another the question names, never a third that mentions it
@@ -267,7 +280,30 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     if query.asks_number and max(numbered, default=-1.0) < cfg.number_cover:
         # a question asking for a number is answered only by a quoted number for what it asks about
         return [], True
+    if query.counts and not any(counts(c.text, query.counts) for c in chosen):
+        # 'how long' is answered by a duration, 'how many tablets' by a count of tablets: the best unit that
+        # states one is quoted for that part of the question; where none does, the documents do not say
+        stating = [c for c in pool if c.score >= cfg.abstain_below and counts(c.text, query.counts)
+                   and (not query.subjects or c.hit.doc.doc_id in near) and not _duplicate(c, chosen)]
+        if not stating:
+            return [], True
+        if len(chosen) < cfg.max_quotes:
+            chosen.append(max(stating, key=lambda c: c.score))
     return [lead] + sorted(chosen[1:], key=lambda c: (c.hit.rank, c.position)), False
+
+
+# What a number counts, per kind a question asks for (rag.query.COUNTS).
+COUNTED = {"time": r"(?:seconds?|minutes?|hours?|hrs?|h|days?|weeks?|months?|years?)",
+           "tablet": r"(?:tablets?|caplets?|capsules?|pills?)"}
+_COUNT_NUMBER = r"(?:\d+(?:[.,]\d+)?|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several))"
+
+
+def counts(text: str, kind: str) -> bool:
+    """Whether a text states a number of `kind` (COUNTED), one word between allowed.
+
+    Example: ('treat for 3 consecutive years', 'time') -> True; ('Tablet: 100 mg to 500 mg', 'tablet') -> False
+    """
+    return re.search(rf"{_COUNT_NUMBER}[\s-]*(?:[a-z]+\s+)?{COUNTED[kind]}\b", text, re.I) is not None
 
 
 def _amounts(text: str) -> set[str]:

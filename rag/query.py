@@ -43,6 +43,7 @@ INTENTS = tuple((name, re.compile(q, re.I)) for name, q in (
                r"|taken?|administ\w*|missed|maximum|max|strengths?|tablets? a day)\b"),
     ("contraindication", r"\bcontraindicat\w*|\b(?:should|must|can)(?:n't| not) (?:be )?(?:take|use|give)\w*"
                          r"|\bwho should not\b|\bavoid(?:ed)?\b|\bsafe(?:ly|ty)?\b"
+                         r"|\bis it (?:ok|okay|fine|all right|alright)\b"
                          r"|\b(?:can|should|may)\b[^?]{0,40}\bbe (?:given|used|taken|prescribed)\b"),
     ("adverse", r"\bside[- ]effects?\b|\badverse\b|\breactions?\b|\btoxicit\w*|\brisks?\b|\bwarn\w*"),
     ("interaction", r"\binteract\w*|\b(?:with|and) (?:other|another) (?:drugs?|medicines?)\b|\btogether\b"
@@ -91,6 +92,11 @@ AMOUNT = re.compile(r"\b(?:what|which)\b[^?]*\b(?:dose|dosage|doses|regimen|amou
 # A question whose answer is a number of another kind: a limit, a range, a share, a duration, a count.
 NUMBER = re.compile(r"\b(?:what|which)\b[^?]*\b(?:limits?|ranges?|share|percentage|proportion|cut-?offs?|concentration"
                     r"|thresholds?|rate)\b|\bhow (?:long|many|much|often|soon)\b", re.I)
+# A question asking how long, or how many of something counted, is answered by a number of that kind:
+# (pattern, the kind: a key of rag.extractive.COUNTED).
+COUNTS = ((re.compile(r"\bhow long\b|\bhow many\s+(?:[\w-]+\s+){0,2}?(?:hours|days|weeks|months|years)\b", re.I),
+           "time"),
+          (re.compile(r"\bhow many\s+(?:[\w-]+\s+){0,4}?(?:tablets|caplets|capsules|pills)\b", re.I), "tablet"))
 # A patient asks about their own use ('can I take', 'my son', "I'm on"); a clinician's first person does
 # not make one ('my patient', 'what should I suspect').
 PATIENT = re.compile(
@@ -168,6 +174,7 @@ class Query:
     asks_amount: bool  # asks for a dose, amount or regimen (so an answer must state one)
     asks_number: bool = False  # asks for an amount or another number (limit, range, share, duration...)
     forms: frozenset[str] = frozenset()  # the dosage forms the question names
+    counts: str = ""  # the kind of number asked for, when one is (COUNTS: 'time' for 'how long')
 
 
 def understand(question: str, library: Library) -> Query:
@@ -189,7 +196,8 @@ def understand(question: str, library: Library) -> Query:
         text=text, terms=terms, expansions=_expansions(text, terms, drugs), names=names,
         subjects=subjects, preferred=preferred, intents=_intents(text, values, drugs), values=values,
         patient=bool(PATIENT.search(text)), asks_amount=bool(AMOUNT.search(text)),
-        asks_number=bool(AMOUNT.search(text) or NUMBER.search(text)), forms=forms)
+        asks_number=bool(AMOUNT.search(text) or NUMBER.search(text)), forms=forms,
+        counts=next((kind for pattern, kind in COUNTS if pattern.search(text)), ""))
 
 
 def formulations(text: str) -> frozenset[str]:

@@ -18,7 +18,7 @@ class Value:
 
     number: float
     unit: str  # normalised: 'kg', 'mL/min', 'mL/min/1.73m2', 'years', 'months', 'weeks', 'days', 'mg', ...
-    kind: str  # 'weight', 'renal' (CrCl / eGFR), 'age', 'dose', 'duration', 'other'
+    kind: str  # 'weight', 'renal' (CrCl / eGFR), 'age', 'dose', 'duration', 'share' (a percentage), 'other'
     text: str  # as written in the question
 
 
@@ -61,6 +61,7 @@ _AGE_OLD = re.compile(rf"(?P<num>{NUM})[\s-]*(?P<unit>years?|yrs?|months?|weeks?
 _AGED = re.compile(rf"\b(?:aged?|age of|older than|younger than)\s*(?P<num>{NUM})"
                    r"(?:\s*(?P<unit>years?|yrs?|months?|weeks?|days?))?", re.I)
 _QUANTITY = re.compile(rf"(?P<num>{NUM})\s*(?P<unit>{UNIT.pattern})(?!\w)", re.I)
+_PERCENT = re.compile(rf"(?P<num>{NUM})\s?%")
 _INR = re.compile(rf"\bINR\s*(?:of|is|was|=|:)?\s*(?P<num>{NUM})", re.I)
 _GESTATION = re.compile(r"^(?:'|’)?\s*(?:of\s+|into\s+)?(?:gestation|pregnan)", re.I)
 _AFTER_AGE = re.compile(r"^[\s-]*(?:old|baby|babies|infants?|child|children|boy|girl|son|daughter|toddler)\b", re.I)
@@ -114,6 +115,8 @@ def parse_values(text: str) -> tuple[Value, ...]:
         add(m, Value(parse_number(m.group("num")), "INR", "other", m.group(0)))
     for m in _QUANTITY.finditer(text):
         add(m, _quantity(text, m))
+    for m in _PERCENT.finditer(text):
+        add(m, Value(parse_number(m.group("num")), "%", "share", m.group(0)))
     return tuple(v for _, _, v in sorted(found, key=lambda f: f[0]))
 
 
@@ -137,6 +140,24 @@ def _duration_context(text: str, m: re.Match) -> bool:
     """'for 3 years', 'after 2 years', 'every 5 years': a time span, not an age."""
     return bool(re.search(r"\b(?:for|during|over|after|within|every|per|last(?:ed|ing)?|since|than|up to)\W*$",
                           text[:m.start()], re.I))
+
+
+# A table row's first cell when it is one number with its unit ('25% 35-70% 50%', 'Bottle: 150 mL | ...'),
+# not the start of a band ('15 to < 25').
+_ROW_KEY = re.compile(rf"^(?:[^:|·\d]{{1,40}}:\s*)?(?P<num>{NUM})\s*(?P<unit>%|{UNIT.pattern})(?![A-Za-z])"
+                      r"(?!\s*(?:to|through|-|–|—|<|≤)\s*\d)")
+
+
+def row_key(row: str, value: Value) -> bool | None:
+    """Whether a table row keyed by one value (its first cell) is keyed by the question's `value`: True or
+    False when its first cell is one number in `value`'s unit, None otherwise.
+
+    Example: ('25% 35-70% 50% 30-50% 25%', Value(25, '%', 'share', '25%')) -> True; the row '10% 20-40% ...' -> False
+    """
+    m = _ROW_KEY.match(row.strip())
+    if not m or ("%" if m.group("unit") == "%" else unit_name(m.group("unit"))) != value.unit:
+        return None
+    return math.isclose(parse_number(m.group("num")), value.number)
 
 
 # ---- bands ----

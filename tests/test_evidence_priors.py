@@ -544,3 +544,72 @@ def test_the_askers_own_verb_is_not_what_they_ask_about() -> None:
     q = query("What should I prescribe first-line for zorbitis, and at what dose?", [])
     assert "prescribe" not in technical_terms(q, lambda w: False) and "zorbiti" in technical_terms(q, lambda w: False)
     assert "prescribe" in technical_terms(query("Which prescribe rules apply to zorbitis?", []), lambda w: False)
+
+
+def test_a_drug_facts_heading_printed_inline_is_the_units_section() -> None:
+    """A Drug Facts label prints 'Do not use' at the start of the statement it heads, not as a section."""
+    label = "IBUPROFEN TABLETS"
+    heading = candidate("Do not use right before or after heart surgery", title=label, section="")
+    plain = candidate("Ibuprofen may be used right before or after heart surgery", title=label, section="")
+    q = "Is it fine to take ibuprofen around heart surgery?"
+    assert "contraindication" in query(q, [heading]).intents
+    a, b = scores(q, [heading, plain])
+    assert a - b == pytest.approx(DEFAULT.section_bonus)
+    # the same words that do not open the statement head nothing
+    inside = candidate("Patients who do not use it right before heart surgery", title=label, section="")
+    assert scores(q, [inside, plain])[0] == pytest.approx(scores(q, [plain, plain])[0])
+
+
+def gap_of(question: str, cands: list[Candidate], **values: float) -> float:
+    """How much the second candidate outscores the first, with some constants changed."""
+    first, second = (c.score for c in score_candidates(query(question, cands), cands, SameVector(), lambda t: 1.0,
+                                                       cfg=DEFAULT.with_values(**values)))
+    return second - first
+
+
+def test_a_row_keyed_by_the_questions_value_ranks_first() -> None:
+    head = "Kato-Katz | POC-CCA | Suggested threshold"
+    rows = [replace(candidate(r, title="SCHISTOSOMIASIS GUIDELINE", section="Annex"), head=head, kind="row")
+            for r in ("10% 20-40% 30%", "25% 35-70% 50%")]
+    question = "Which threshold corresponds to a 25% Kato-Katz prevalence?"
+    assert gap_of(question, rows) - gap_of(question, rows, band_bonus=0) == pytest.approx(2 * DEFAULT.band_bonus)
+    # a sentence stating the value is no row keyed by it (the term '25' aside, both score alike)
+    sentences = [replace(r, kind="sentence") for r in rows]
+    assert gap_of(question, sentences) == pytest.approx(gap_of(question, sentences, band_bonus=0))
+
+
+@pytest.mark.parametrize(("text", "kind", "expected"), [
+    ("Discard any unused portion after 14 days.", "time", True),
+    ("Treat biannually for 3 consecutive years.", "time", True),
+    ("Tablet: 100 mg to 500 mg", "tablet", False),
+    ("Do not take more than 6 tablets in 24 hours.", "tablet", True),
+    ("Do not take more than directed.", "time", False),
+])
+def test_what_a_number_counts(text: str, kind: str, expected: bool) -> None:
+    from rag.extractive import counts
+
+    assert counts(text, kind) is expected
+
+
+def test_a_how_many_question_is_answered_by_a_count_of_that_kind_or_refused() -> None:
+    label = "IBUPROFEN TABLETS"
+    strength = replace(candidate("Each tablet contains ibuprofen 200 mg.", title=label, section="Directions"),
+                       score=0.7, terms=frozenset({"ibuprofen", "tablet"}))
+    q = query("How many ibuprofen 200 mg tablets can an adult take in a day?", [strength])
+    assert q.counts == "tablet"
+    assert select(q, [strength], lambda t: 1.0)[1]  # a strength is no count of tablets: refused
+    limit = replace(strength, text="Do not take more than 6 tablets in 24 hours.", position=1, score=0.6)
+    picked, abstained = select(q, [strength, limit], lambda t: 1.0)
+    assert not abstained and limit in picked
+
+
+def test_how_long_brings_in_the_duration_another_part_asks_for() -> None:
+    label = "AMOXICILLIN FOR ORAL SUSPENSION"
+    water = replace(candidate("Bottle Size: 100 mL · Water Required: 74 mL", title=label, section="2.5 Mixing"),
+                    score=0.76, kind="row", terms=frozenset({"water", "bottle", "amoxicillin"}))
+    other = replace(water, text="150 mL | 111 mL", position=1, score=0.70)
+    discard = replace(water, text="Discard any unused portion after 14 days.", position=2, score=0.61,
+                      kind="sentence", terms=frozenset({"amoxicillin"}))
+    q = query("How much water is needed for a 100 mL bottle of amoxicillin, and how long can it be used?", [water])
+    picked, abstained = select(q, [water, other, discard], lambda t: 1.0, cfg=DEFAULT.with_values(max_quotes=2))
+    assert not abstained and [c.text for c in picked] == [water.text, discard.text]

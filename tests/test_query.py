@@ -206,6 +206,7 @@ def test_query_is_frozen() -> None:
     ("10 mg/kg every 8 hours", [(10.0, "mg/kg", "dose"), (8.0, "hours", "duration")]),
     ("a child weighing 44 lbs", [(20.0, "kg", "weight")]),
     ("an INR of 9", [(9.0, "INR", "other")]),
+    ("a 25% Kato-Katz prevalence", [(25.0, "%", "share")]),
     ("CYP2C9 *1/*3 and VKORC1 AG", []),
 ])
 def test_values(question: str, expected: list[tuple[float, str, str]]) -> None:
@@ -279,3 +280,14 @@ def test_a_flattened_weight_table_contains_a_value_in_one_of_its_rows() -> None:
     text = "5 to < 15 20 + 120 15 to < 25 40 + 240 25 to < 35 60 + 360 ≥ 35 80 + 480"
     assert band_contains(text, w(20), KG) is True
     assert band_contains(text, w(3), KG) is False
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("How long can the mixed suspension be used?", "time"),
+    ("For how many days should it be given?", "time"),
+    ("How many ibuprofen 200 mg tablets can an adult take?", "tablet"),
+    ("How many patients had diarrhea?", ""),
+    ("What is the dose?", ""),
+])
+def test_the_kind_of_number_asked_for(question: str, kind: str) -> None:
+    assert ask(question).counts == kind
