@@ -63,7 +63,7 @@ class Answerer(Protocol):
 
 
 class UnitScores:
-    """The evidence score of every quotable unit of some passages, from the vectors ingest made.
+    """The evidence score of every quotable unit of the passages read, from the vectors ingest made.
 
     One per question: the re-ranker scores the passages read, and the answerer reads the scores of
     those it shows from here rather than scoring them again (Candidate.hit is the hit as given).
@@ -74,12 +74,11 @@ class UnitScores:
         self._scored: dict[str, list[Candidate]] = {}  # by chunk id, for the one question being answered
 
     def __call__(self, query: Query, hits: list[Hit], view: View, qvec: np.ndarray) -> list[Candidate]:
-        hits = hits[:self.config.passages_read]
         new = [h for h in hits if h.chunk.chunk_id not in self._scored]
         if new:
             store = view.pages()
             try:
-                scored = score_candidates(query, candidates(new, self.config), self.embedder, view.lexical.idf,
+                scored = score_candidates(query, candidates(new), self.embedder, view.lexical.idf,
                                           qvec, self.config, lambda texts: self._made(store, texts),
                                           view.lexical.df.__contains__, view.lexical.spelled_out)
             finally:

@@ -78,10 +78,10 @@ class Candidate:
         return f"{'…' if self.piece == 'end' else ''}{self.text}{'…' if self.piece == 'start' else ''}"
 
 
-def candidates(hits: list[Hit], cfg: AnswerConfig = DEFAULT) -> list[Candidate]:
+def candidates(hits: list[Hit]) -> list[Candidate]:
     """The quotable units (rag.units) of the passages read, in reading order."""
     return [Candidate(hit, u.text, u.position, head=u.head, piece=u.piece, kind=u.kind)
-            for hit in hits[:cfg.passages_read] for u in units(hit.chunk)]
+            for hit in hits for u in units(hit.chunk)]
 
 
 def aliases(query: Query, known: Callable[[str], bool] = lambda t: True) -> dict[str, frozenset[str]]:
@@ -172,15 +172,16 @@ def _context(c: Candidate) -> str:
 
 
 def rerank(hits: list[Hit], scored: list[Candidate], query: Query, cfg: AnswerConfig = DEFAULT) -> list[Hit]:
-    """Order the passages read by their best unit (with subject_bonus when it is about what the question
-    names: `about`), plus w_fusion times their fused score relative to the best; the rest keep their order.
+    """Order the passages read (`hits`: rag.qa.QA._ranked gives the first passages_read fused) by their best
+    unit (with subject_bonus when it is about what the question names: `about`), plus w_fusion times their
+    fused score relative to the best.
     """
     named = named_prefixes(query)
     best: dict[str, float] = {}
     for c in scored:
         value = c.score + (cfg.subject_bonus if about(c, query, named) else 0.0)
         best[c.hit.chunk.chunk_id] = max(best.get(c.hit.chunk.chunk_id, -1.0), value)
-    head = hits[:cfg.passages_read]
+    head = list(hits)
     top = max((h.score for h in head), default=0.0) or 1.0
 
     def score(h: Hit) -> float:
@@ -196,7 +197,6 @@ def rerank(hits: list[Hit], scored: list[Candidate], query: Query, cfg: AnswerCo
     if head and cfg.keep_fused and ordered.index(head[0]) >= cfg.keep_fused:
         ordered.remove(head[0])
         ordered.insert(cfg.keep_fused - 1, head[0])
-    ordered += list(hits[cfg.passages_read:])
     return [replace(h, rank=i + 1) for i, h in enumerate(ordered)]
 
 
@@ -258,8 +258,10 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         grounds = _step(c, lead) == 1 and bool(_ANAPHOR.match(lead.text))
         # another document the question names, by a unit that also says something the quotes do not
         # (another version of a quoted document, which a question about what changed compares, needs no new term)
+        # (nor does one of two documents the question asks about: 'IR versus ER', 'the EML and the label')
         other = c.hit.doc.doc_id in query.subjects and c.hit.doc.doc_id not in {x.hit.doc.doc_id for x in chosen} \
-            and (share > 0 or c.hit.doc.family in {x.hit.doc.family for x in chosen})
+            and (share > 0 or c.hit.doc.family in {x.hit.doc.family for x in chosen}
+                 or (len(query.preferred) > 1 and c.hit.doc.doc_id in query.preferred))
         return (share + cfg.amount_gain * (amounts + kind) + (cfg.next_gain if follows or grounds else 0.0)
                 + (cfg.other_subject_gain if other else 0.0))
 

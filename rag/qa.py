@@ -68,7 +68,9 @@ class QA:
         # more passages are read than shown: the re-ranking brings the answer up
         hits = self.engine.retrieve(query.text, max(k, cfg.passages_read), filters, query_vec=qvec, view=view,
                                     lexical_text=lexical_text)
-        return reranker.rerank(query, hits, view)[:k]
+        ranked = reranker.rerank(query, hits[:cfg.passages_read], view)
+        rest = hits[cfg.passages_read:]
+        return (ranked + [replace(h, rank=len(ranked) + i + 1) for i, h in enumerate(rest)])[:k]
 
     def answer(self, question: str, filters: Filters | None = None, generator: str | None = None,
                k: int | None = None, config: AnswerConfig | None = None) -> Answer:

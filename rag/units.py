@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.text import split_sentences
+from rag.text import ABBREV, split_sentences
 from rag.types import Chunk
 from rag.verify import cut_units, looks_like_instruction, table_parts
 
 # FDA Highlights end each item with its cross-reference: '... with meals (2.1) Increase the dose ...'.
 _ITEM_END = re.compile(r"\(\d{1,2}(?:\.\d{1,2})?(?:,\s*\d{1,2}(?:\.\d{1,2})?)*\)(?=\s+[A-Z])")
 _BULLET = re.compile(r"\s*[•●▪◦]\s+")
+# A full stop, then an entry in lower case (a symbol font's box before it: the EML's therapeutic alternative).
+_ENTRY = re.compile(r"(?<=[a-z0-9)\]]\.)\s+(?=[\uf06f□]?\s*[a-z]{2,})")
 # A contents entry ('INTRODUCTION ........ 1') and a bibliography entry ('Steinmann P, Keiser J, Bos R.',
 # 'Loebstein R, Addis A, Ho E, et al. Pregnancy ... 1996;69:83-89', '... 2015, ..., AAPS J, 17(4):891-901')
 # say where things are, not what they say.
@@ -44,6 +46,8 @@ TITLE_BLOCK = 0.9
 _DANGLING = _FUNCTION_WORDS | frozenset(
     "between than as that which whose if is are was were be been its their your".split())
 _CLOSING = re.compile(r"^[\"”’)\]]")
+# The last words of a list's stem ('Do not take metformin if you:', 'contraindicated in patients with:').
+_STEM_ENDS = _DANGLING | frozenset("you who include includes including used following".split())
 # A unit longer than this many words is a list run together, cut by _run_together.
 LONG_UNIT = 60
 _RUN_ON = re.compile(r"(?<=[a-z0-9)\]])\s(?=[A-Z][a-z]+\b)")
@@ -162,14 +166,37 @@ def _prose(text: str) -> tuple[list[str], list[str], list[str]]:
     kinds: list[str] = []
     stems: list[str] = []
     for sentence in split_sentences(text):
-        bullets = _BULLET.split(sentence)
-        stem = " ".join(bullets[0].split()) if len(bullets) > 1 and bullets[0].rstrip().endswith(":") else ""
-        for n, b in enumerate(bullets):
-            parts = [p.strip() for p in _after_references(b) for p in _run_together(p) if p.strip()]
-            raw.extend(parts)
-            stems.extend([stem if n else ""] * len(parts))
-        kinds.extend(["sentence"] if len(raw) - len(kinds) == 1 else ["item"] * (len(raw) - len(kinds)))
+        # a list printed without bullets, each entry in lower case after the one before ('if you: have
+        # liver problems. drink a lot of alcohol.'; a formulary's 'ampoule. warfarin Tablet: 1 mg')
+        entries = _entries(sentence)
+        lead = entries[0].rpartition(": ")[0].split()
+        # its stem, when the first entry's words before a colon break off mid-sentence ('... if you:'), not a
+        # label ('Powder for injection:')
+        listed = f"{' '.join(lead)}:" if len(entries) > 1 and lead and lead[-1].lower() in _STEM_ENDS else ""
+        start = len(raw)
+        for e, entry in enumerate(entries):
+            bullets = _BULLET.split(entry)
+            stem = " ".join(bullets[0].split()) if len(bullets) > 1 and bullets[0].rstrip().endswith(":") else ""
+            for n, b in enumerate(bullets):
+                parts = [p.strip() for p in _after_references(b) for p in _run_together(p) if p.strip()]
+                raw.extend(parts)
+                stems.extend([stem if n else (listed if e else "")] * len(parts))
+        kinds.extend(["sentence"] if len(raw) - start == 1 else ["item"] * (len(raw) - start))
     return raw, kinds, stems
+
+
+def _entries(sentence: str) -> list[str]:
+    """A sentence cut where a lower-case entry follows a full stop, unless the stop ends an abbreviation.
+
+    Example: 'in 5 mL ampoule. warfarin Tablet: 1 mg; 2 mg.' -> ['in 5 mL ampoule.', 'warfarin Tablet: 1 mg; 2 mg.']
+    """
+    parts: list[str] = []
+    for p in _ENTRY.split(sentence):
+        if parts and ABBREV.search(parts[-1]):
+            parts[-1] = f"{parts[-1]} {p}"
+        elif p.strip():
+            parts.append(p.strip())
+    return parts
 
 
 def _after_references(text: str) -> list[str]:

@@ -613,3 +613,24 @@ def test_how_long_brings_in_the_duration_another_part_asks_for() -> None:
     q = query("How much water is needed for a 100 mL bottle of amoxicillin, and how long can it be used?", [water])
     picked, abstained = select(q, [water, other, discard], lambda t: 1.0, cfg=DEFAULT.with_values(max_quotes=2))
     assert not abstained and [c.text for c in picked] == [water.text, discard.text]
+
+
+def test_a_comparison_of_two_products_quotes_each_though_the_second_adds_no_new_term() -> None:
+    def unit(title: str, text: str, score: float) -> Candidate:
+        c = candidate(text, title=title, section="6 ADVERSE REACTIONS")
+        return replace(c, hit=replace(c.hit, doc=replace(c.hit.doc, family=title)), score=score,
+                       terms=frozenset({"metformin", "diarrhea", "discontinuation"}))
+
+    er = unit("METFORMIN EXTENDED-RELEASE TABLETS", "Diarrhea led to discontinuation in 0.7% of patients.", 0.60)
+    er_more = replace(er, text="Diarrhea was reported by 9.6% of patients.", position=5, score=0.58)
+    ir = unit("METFORMIN TABLETS", "Diarrhea led to discontinuation of metformin in 6% of patients.", 0.56)
+    compare = query("Do diarrhea discontinuations differ between immediate-release and extended-release metformin?",
+                    [er, ir])
+    assert len(compare.preferred) == 2
+    picked, _ = select(compare, [er, er_more, ir], lambda t: 1.0, cfg=DEFAULT.with_values(max_quotes=2))
+    assert [c.text for c in picked] == [er.text, ir.text]
+    # a question about one product is not given the other's for the asking
+    one = query("Did diarrhea lead to discontinuations of metformin?", [er, ir])
+    assert len(one.preferred) == 1
+    picked, _ = select(one, [er, er_more, ir], lambda t: 1.0, cfg=DEFAULT.with_values(max_quotes=2))
+    assert [c.text for c in picked] == [er.text]

@@ -110,3 +110,22 @@ def test_a_long_run_of_list_lines_is_cut_where_a_new_line_began() -> None:
     assert got == list(lines)
     short = "Take it with Warfarin Sodium Tablets only when your doctor says so."  # a name, not a new line
     assert [u.text for u in units(chunk(short))] == [short]
+
+
+def test_a_list_printed_without_bullets_is_cut_at_each_lower_case_entry() -> None:
+    guide = chunk("Do not take metformin tablets if you: have severe kidney problems. are allergic to metformin. "
+                  "Take it with meals (e.g. with breakfast).", section="MEDICATION GUIDE")
+    stem = "Do not take metformin tablets if you:"
+    assert [(u.text, u.kind, u.head) for u in units(guide)] == [
+        ("Do not take metformin tablets if you: have severe kidney problems.", "item", ""),
+        ("are allergic to metformin.", "item", stem),
+        ("Take it with meals (e.g. with breakfast).", "sentence", "")]
+    # a formulary's entries: each medicine by itself, a label before a colon being no stem
+    eml = chunk("protamine sulfate Injection: 10 mg/mL in 5 mL ampoule. \uf06f warfarin Therapeutic alternatives "
+                "to be reviewed Tablet: 1 mg; 2 mg; 5 mg (sodium).", section="10.2 Medicines affecting coagulation")
+    assert [(u.text, u.head) for u in units(eml)] == [
+        ("protamine sulfate Injection: 10 mg/mL in 5 mL ampoule.", ""),
+        ("\uf06f warfarin Therapeutic alternatives to be reviewed Tablet: 1 mg; 2 mg; 5 mg (sodium).", "")]
+    # an abbreviation's full stop ends no entry
+    assert len(units(chunk("Use other drugs (e.g. theophylline, tizanidine) with caution."))) == 1
+    assert len(units(chunk("Severely impaired patients (GFR < 30 mL/min. should not receive 875 mg)."))) == 1
