@@ -8,7 +8,8 @@ ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|approx|Fig|No|Dr|St|al|ca|cf|max|min
 _WS = re.compile(r"\s+")
 _NUM_UNIT = re.compile(
     r"(?<![\w.])(\d+(?:[.,]\d+)?(?:\s*(?:-|to|–)\s*\d+(?:[.,]\d+)?)?)\s*"
-    r"(mg/kg/day|mg/kg|mg/day|mg/m2|mcg|µg|micrograms?|mg|g|kg|ml|mL|L|IU|units?|mmol/L|mmol|%|hours?|h|days?|"
+    r"(mg/kg/day|mg/kg|mg/day|mg/m2|mcg|µg|micrograms?|mg|g|kg|millilit(?:er|re)s?|lit(?:er|re)s?|ml|mL|L|IU|units?"
+    r"|mmol/L|mmol|%|hours?|h|days?|"
     r"weeks?|months?|years?|minutes?|min|times|doses?|tablets?|capsules?|breaths|mmHg)\b",
     re.I,
 )
@@ -141,10 +142,13 @@ def numbers_with_units(text: str) -> list[str]:
     for num, unit in _NUM_UNIT.findall(text):
         n = re.sub(r"\s*(?:to|–)\s*", "-", num).replace(" ", "").replace(",", "")
         u = unit.lower().rstrip("s") if unit.lower() not in {"mg/m2", "%"} else unit.lower()
+        u = _SPELLED_UNIT.get(u, u)
         out.append(f"{n}{u}")
     return out
 
 
+# Units spelled out, as numbers_with_units writes them ('1.2 liters' -> '1.2l').
+_SPELLED_UNIT = {"liter": "l", "litre": "l", "milliliter": "ml", "millilitre": "ml"}
 _MARK = re.compile(r"(?<=[a-z])\*+$")
 
 

@@ -68,6 +68,8 @@ def test_a_footnote_mark_is_not_part_of_a_word():
 
 def test_numbers_with_units_normalises_ranges():
     assert numbers_with_units("Give 2 to 5 mg once daily for 3 days") == ["2-5mg", "3day"]
+    # a unit spelled out is the unit ('more than 1.2 liters daily' of grapefruit juice is an amount)
+    assert numbers_with_units("more than 1.2 liters daily, 5 millilitres, 2 L") == ["1.2l", "5ml", "2l"]
 
 
 def test_current_version_only_unless_superseded_requested(library: QA):
