@@ -242,12 +242,15 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     chosen, covered = [lead], set(lead.terms)
     per_hit = {lead.hit.chunk.chunk_id: 1}
     asked = set(numbers_with_units(query.text))  # 'the 325 mg tablets' asked about is no new amount
+    # a support adds what is asked and the drugs named, not the other words of the scenario before it
+    # ('Our pharmacy moved from ...')
+    asking = set(stems(asked_part(query.text))) | {t for t in query.terms if t[:PREFIX] in named}
 
     def gain(c: Candidate) -> float:
         """What a support adds: question terms the quotes lack, an amount they do not state, the
         statement right after the lead (which often finishes it: the limit, the exception) or right
         before a lead that refers back to it, or the first word of another document the question names."""
-        share = sum(idf(t) for t in c.terms - covered) / total
+        share = sum(idf(t) for t in (c.terms - covered) & asking) / total
         stated = {a for x in chosen for a in _amounts(x.text)} | asked
         amounts = query.asks_number and bool(_amounts(c.text) - stated)
         # the kind of number asked for ('how long'), which no quote so far states

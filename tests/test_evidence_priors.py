@@ -634,3 +634,23 @@ def test_a_comparison_of_two_products_quotes_each_though_the_second_adds_no_new_
     assert len(one.preferred) == 1
     picked, _ = select(one, [er, er_more, ir], lambda t: 1.0, cfg=DEFAULT.with_values(max_quotes=2))
     assert [c.text for c in picked] == [er.text]
+
+
+def test_a_support_adds_what_is_asked_not_the_words_of_the_scenario() -> None:
+    def unit(text: str, score: float, position: int, terms: set[str]) -> Candidate:
+        return replace(candidate(text, title="WARFARIN SODIUM TABLETS", section="16 STORAGE"), score=score,
+                       position=position, terms=frozenset(terms))
+
+    lead = unit("Store at 20° to 25°C.", 0.6, 0, {"warfarin", "storage"})
+    scenario = unit("Pharmacy personnel who are pregnant should avoid crushed tablets.", 0.5, 5,
+                    {"warfarin", "pharmacy"})
+    asked = unit("Protect from light.", 0.45, 9, {"warfarin", "light"})
+    q = query("Our pharmacy moved to the new warfarin label. Did the storage or light instructions change?", [lead])
+    picked, _ = select(q, [lead, scenario, asked], lambda t: 1.0)
+    assert [c.text for c in picked] == [lead.text, asked.text]
+    # a drug the scenario names is asked about
+    examples = unit("Examples: topiramate, zonisamide, acetazolamide.", 0.6, 0, {"acetazolamide"})
+    drug = unit("Warfarin may need closer monitoring with these.", 0.5, 5, {"warfarin"})
+    q = query("A hiker who takes warfarin was prescribed acetazolamide. Is there an interaction?", [examples])
+    picked, _ = select(q, [examples, drug], lambda t: 1.0)
+    assert [c.text for c in picked] == [examples.text, drug.text]
