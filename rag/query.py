@@ -40,7 +40,7 @@ IMMEDIATE = re.compile(r"\bimmediate[- ]release\b|\bIR\b")
 # the section titles of labels and guidelines that answer it (FDA label sections, WHO chapters).
 INTENTS = tuple((name, re.compile(q, re.I)) for name, q in (
     ("dosing", r"\b(?:dos(?:e|es|ed|ing|age|ages)|start(?:ed|ing)?|titrat\w*|regimens?|how (?:much|many|often|long)"
-               r"|taken?|administ\w*|missed|maximum|max|strengths?|tablets? a day)\b"),
+               r"|administ\w*|missed|maximum|max|strengths?|tablets? a day)\b"),
     ("contraindication", r"\bcontraindicat\w*|\b(?:should|must|can)(?:n't| not) (?:be )?(?:take|use|give)\w*"
                          r"|\bwho should not\b|\bavoid(?:ed)?\b|\bsafe(?:ly|ty)?\b"
                          r"|\bis it (?:ok|okay|fine|all right|alright)\b"
@@ -80,6 +80,8 @@ SECTIONS = {name: re.compile(s, re.I) for name, s in (
     ("pediatric", r"pediatric|paediatric|children|specific populations"),
     ("pharmacology", r"clinical pharmacology|pharmacokinetic|clinical studies|pharmacodynamic"),
 )}
+# 'Take' asks how to take a drug only when the question asks nothing else.
+TAKE = re.compile(r"\btaken?\b", re.I)
 # A question that asks what something means; one that asks only 'what is X?' does when it asks nothing else.
 DEFINES = re.compile(r"\bdefin(?:e|es|ed|ition)\b|\bwhat does .+ (?:mean|signify|stand for)\b|\bmeaning of\b", re.I)
 WHAT_IS = re.compile(r"^\s*what (?:is|are) (?:a |an |the )?[\w' -]+\??$", re.I)
@@ -321,6 +323,8 @@ def _expansions(text: str, terms: tuple[str, ...], drugs: list[synonyms.Mention]
 def _intents(text: str, values: tuple[Value, ...], drugs: list[synonyms.Mention]) -> frozenset[str]:
     """The kinds of statement the question asks for (keys of SECTIONS)."""
     found = {name for name, pattern in INTENTS if pattern.search(text)}
+    if not found and TAKE.search(text):
+        found.add("dosing")  # 'how do I take it?'; but 'can I take ibuprofen with lisinopril?' asks about both
     if len({m.canonical for m in drugs}) >= 2 and re.search(r"\b(?:with|while|on|plus)\b", text, re.I):
         found.add("interaction")  # two drugs taken together
     if DEFINES.search(text):

@@ -291,3 +291,12 @@ def test_a_flattened_weight_table_contains_a_value_in_one_of_its_rows() -> None:
 ])
 def test_the_kind_of_number_asked_for(question: str, kind: str) -> None:
     assert ask(question).counts == kind
+
+
+@pytest.mark.parametrize(("question", "intents"), [
+    ("Can I take ibuprofen with lisinopril?", {"interaction"}),
+    ("Is it fine to take ibuprofen around heart surgery?", {"contraindication"}),
+    ("When should I take it?", {"dosing"}),  # 'take' asks how to take a drug when nothing else is asked
+])
+def test_take_asks_about_taking_only_when_nothing_else_is_asked(question: str, intents: set[str]) -> None:
+    assert ask(question).intents == intents
