@@ -247,9 +247,10 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     asking = set(stems(asked_part(query.text))) | {t for t in query.terms if t[:PREFIX] in named}
 
     def gain(c: Candidate) -> float:
-        """What a support adds: question terms the quotes lack, an amount they do not state, the
-        statement right after the lead (which often finishes it: the limit, the exception) or right
-        before a lead that refers back to it, or the first word of another document the question names."""
+        """What a support adds: question terms the quotes lack, an amount they do not state (or the kind
+        of number asked for: a duration for 'how long'), the statement right after the lead (which often
+        finishes it: the limit, the exception) or right before a lead that refers back to it, or the first
+        word of another document the question names."""
         share = sum(idf(t) for t in (c.terms - covered) & asking) / total
         stated = {a for x in chosen for a in _amounts(x.text)} | asked
         amounts = query.asks_number and bool(_amounts(c.text) - stated)
