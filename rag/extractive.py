@@ -32,7 +32,7 @@ DERIVATIONAL = ("re", "pre", "non", "un", "dis", "mis", "co")
 STOP_TERMS = re.compile(r"^(year|month|week|day|old|first|second|third)$")
 # Openings that refer back to the sentence before ('Thus, amoxicillin should not be given ...'), and a
 # list of examples, which names instances of what the unit before says ('Examples: topiramate, ...').
-_ANAPHOR = re.compile(r"(?:(?:thus|therefore|hence|consequently|however|this|these|those|such|it|they|in these"
+_ANAPHOR = re.compile(r"(?:(?:thus|therefore|hence|consequently|however|this|these|those|such|it|they|both|in these"
                       r"|in such|for example)\b|examples?\s*:|e\.g\.)", re.I)
 # The units of an amount given (a dose, a volume, a count of tablets), as rag.text.numbers_with_units writes them.
 _DOSE_UNIT = re.compile(r"(?:mg|mcg|µg|microgram|g|ml|l|iu|unit|mmol|tablet|capsule|dose)(?:/.*)?$")
@@ -40,7 +40,9 @@ _DOSE_UNIT = re.compile(r"(?:mg|mcg|µg|microgram|g|ml|l|iu|unit|mmol|tablet|cap
 _REFERENCE = re.compile(r"\[see [^\]]*\]|\(\d+(?:\.\d+)*(?:,\s*\d+(?:\.\d+)*)*\)"
                         # a date names a document or an event, not a value asked for ('(February 2001)')
                         r"|\b(?:January|February|March|April|May|June|July|August|September|October"
-                        r"|November|December)\s+(?:\d{1,2},\s*)?(?:19|20)\d\d\b|\((?:19|20)\d\d\)")
+                        r"|November|December)\s+(?:\d{1,2},\s*)?(?:19|20)\d\d\b|\((?:19|20)\d\d\)"
+                        # a footnote mark glued after a word's punctuation ('... might need to be narrowed.62')
+                        r"|(?<=[a-z)\]][.,;:])\d{1,3}(?=\s|$)")
 # A number stated in words or as a share, besides numbers_with_units ('one-third', 'twice', '75%').
 _NUMBER = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twice|half|third|quarter)\b|\d\s*%",
                      re.I)
@@ -269,13 +271,17 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
         return (share + cfg.amount_gain * (amounts + kind) + (cfg.next_gain if follows or grounds else 0.0)
                 + (cfg.other_subject_gain if other else 0.0))
 
+    def orphaned(c: Candidate) -> bool:
+        """A support that refers back ('These patients ...', 'Both meals ...') without the unit it refers to."""
+        return bool(_ANAPHOR.match(c.text)) and not any(_step(x, c) == 1 for x in chosen)
+
     # supports come from the lead's document or another the question names, never a third that mentions it
     near = {lead.hit.doc.doc_id} | set(query.subjects)
     while len(chosen) < cfg.max_quotes:
         options = [c for c in pool if c.score >= lead.score - cfg.keep_margin and c not in chosen
                    and (not query.subjects or c.hit.doc.doc_id in near)
                    and per_hit.get(c.hit.chunk.chunk_id, 0) < cfg.max_per_passage and not _duplicate(c, chosen)
-                   and gain(c) >= cfg.support_gain]
+                   and not orphaned(c) and gain(c) >= cfg.support_gain]
         if not options:
             break
         pick = max(options, key=lambda c: c.score + gain(c))

@@ -275,6 +275,9 @@ def test_a_number_is_stated_whatever_its_unit_but_not_by_a_cross_reference() -> 
 
     assert states_number("Maintain an INR of 2.0 to 3.0.") and states_number("Give it twice a year.")
     assert not states_number("See Warnings and Precautions (5.1) [see Use in Specific Populations (8.6)].")
+    # a footnote mark glued to a word's full stop is no number; a number after a space is
+    assert not states_number("The acceptable criteria might need to be narrowed.62")
+    assert states_number("Decide within 60 days.")
 
 
 def test_a_list_item_is_shown_under_its_heading() -> None:
@@ -654,3 +657,22 @@ def test_a_support_adds_what_is_asked_not_the_words_of_the_scenario() -> None:
     q = query("A hiker who takes warfarin was prescribed acetazolamide. Is there an interaction?", [examples])
     picked, _ = select(q, [examples, drug], lambda t: 1.0)
     assert [c.text for c in picked] == [examples.text, drug.text]
+
+
+def test_a_support_that_refers_back_is_not_quoted_without_what_it_refers_to() -> None:
+    def unit(text: str, score: float, position: int, terms: set[str]) -> Candidate:
+        return replace(candidate(text, title="METFORMIN EXTENDED-RELEASE TABLETS", section="12.3 Pharmacokinetics"),
+                       score=score, position=position, terms=frozenset(terms))
+
+    lead = unit("Food decreases the absorption of metformin.", 0.6, 0, {"metformin", "food", "absorption"})
+    meals = unit("Low-fat and high-fat meals increased the exposure by about 38% and 73%.", 0.5, 5,
+                 {"metformin", "food"})
+    both = unit("Both meals prolonged the time to peak but did not affect the peak.", 0.52, 6,
+                {"metformin", "affect"})
+    q = query("Does food affect the absorption of metformin?", [lead])
+    picked, _ = select(q, [lead, meals, both], lambda t: 1.0, cfg=DEFAULT.with_values(max_quotes=2))
+    assert [c.text for c in picked] == [lead.text]  # not 'Both meals ...' without the meals it means
+    # right after its antecedent it may be quoted
+    grounded = replace(lead, text=both.text, position=1, score=both.score, terms=both.terms)  # same passage
+    picked, _ = select(q, [lead, meals, grounded], lambda t: 1.0, cfg=DEFAULT.with_values(max_quotes=2))
+    assert [c.text for c in picked] == [lead.text, grounded.text]
