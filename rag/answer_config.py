@@ -34,7 +34,7 @@ class AnswerConfig:
     support_gain: float = 0.05
     # ...where stating an amount the quotes lack counts as this much (and leads an amount question),
     amount_gain: float = 0.3
-    # ...and being the statement right after the lead (which often finishes it) as this much.
+    # ...and being the statement right before or after the lead (its condition, its limit) as this much.
     next_gain: float = 0.1
     # ...and coming from another document the question names (a multi-document question) as this much.
     other_subject_gain: float = 0.2

@@ -250,25 +250,25 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
 
     def gain(c: Candidate) -> float:
         """What a support adds: question terms the quotes lack, an amount they do not state (or the kind
-        of number asked for: a duration for 'how long'), the statement right after the lead (which often
-        finishes it: the limit, the exception) or right before a lead that refers back to it, or the first
-        word of another document the question names."""
+        of number asked for: a duration for 'how long'), the statement right before or after the lead, or
+        the first word of another document the question names."""
         share = sum(idf(t) for t in (c.terms - covered) & asking) / total
         stated = {a for x in chosen for a in _amounts(x.text)} | asked
         amounts = query.asks_number and bool(_amounts(c.text) - stated)
         # the kind of number asked for ('how long'), which no quote so far states
         kind = bool(query.counts) and counts(c.text, query.counts) and not any(counts(x.text, query.counts)
                                                                               for x in chosen)
-        follows = _step(lead, c) == 1
-        # a lead that starts 'Thus, ...' or 'These patients ...' says what it says only after the one before
-        grounds = _step(c, lead) == 1 and bool(_ANAPHOR.match(lead.text))
+        # the statement right after the lead often finishes it (the limit, the exception), the one right
+        # before states its condition ('in patients with an eGFR between 30 and 60 ...') or what a lead
+        # starting 'Thus, ...' or 'These patients ...' refers to
+        beside = _step(lead, c) == 1 or _step(c, lead) == 1
         # another document the question names, by a unit that also says something the quotes do not
         # (another version of a quoted document, which a question about what changed compares, needs no new term)
         # (nor does one of two documents the question asks about: 'IR versus ER', 'the EML and the label')
         other = c.hit.doc.doc_id in query.subjects and c.hit.doc.doc_id not in {x.hit.doc.doc_id for x in chosen} \
             and (share > 0 or c.hit.doc.family in {x.hit.doc.family for x in chosen}
                  or (len(query.preferred) > 1 and c.hit.doc.doc_id in query.preferred))
-        return (share + cfg.amount_gain * (amounts + kind) + (cfg.next_gain if follows or grounds else 0.0)
+        return (share + cfg.amount_gain * (amounts + kind) + (cfg.next_gain if beside else 0.0)
                 + (cfg.other_subject_gain if other else 0.0))
 
     def orphaned(c: Candidate) -> bool:

@@ -676,3 +676,19 @@ def test_a_support_that_refers_back_is_not_quoted_without_what_it_refers_to() ->
     grounded = replace(lead, text=both.text, position=1, score=both.score, terms=both.terms)  # same passage
     picked, _ = select(q, [lead, meals, grounded], lambda t: 1.0, cfg=DEFAULT.with_values(max_quotes=2))
     assert [c.text for c in picked] == [lead.text, grounded.text]
+
+
+def test_the_statement_right_before_the_lead_is_quoted_for_its_condition() -> None:
+    label = "METFORMIN TABLETS"
+    stop = replace(candidate("Discontinue metformin before an iodinated contrast imaging procedure in patients with "
+                             "an eGFR between 30 and 60.", title=label, section="2.4 Contrast"), score=0.58,
+                   terms=frozenset({"metformin", "egfr"}))
+    restart = replace(stop, text="Re-evaluate eGFR 48 hours after the procedure; restart metformin if renal "
+                                 "function is stable.", position=1, score=0.61,
+                      terms=frozenset({"metformin", "egfr", "restart"}))
+    q = query("What should be done with metformin before a contrast scan, and when can it be restarted?", [stop])
+    picked, _ = select(q, [stop, restart], lambda t: 1.0)
+    assert [c.text for c in picked] == [restart.text, stop.text]
+    far = replace(stop, position=7)  # the same words elsewhere in the passage add nothing
+    picked, _ = select(q, [far, restart], lambda t: 1.0)
+    assert [c.text for c in picked] == [restart.text]
