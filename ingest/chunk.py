@@ -65,7 +65,10 @@ LIST_ITEM = re.compile(r"^[−–\-•·▪◦]\s")
 # 13: a guideline's annex ('Annex 4.2 Safety of praziquantel ...') is a heading.
 # 14: a grid of numbers printed without frames or column gaps (a guideline annex's conversion table) is
 #    read as rows under its header line and group label ('Single', 'Duplicate').
-CHUNKER_VERSION = 14
+# 15: a table drawn with rules whose cells wrap over lines is read by its cells (ingest.drawing.ruled_cells,
+#    ingest.tables.ruled_grids), its rows apart by blank lines; a caption wrapped over lines goes on; a table
+#    continued on the next page keeps its header though a row there has an empty cell.
+CHUNKER_VERSION = 15
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -435,6 +438,10 @@ def _table_units(lines: list[str], page: int, section: str, carried: Unit | None
     `title`: the line naming an uncaptioned table, its caption."""
     caption = title or (lines[0] if CAPTION.match(lines[0]) else "")
     body = lines[1:] if caption and not title else lines
+    # a caption wrapped over lines goes on in the lines without column gaps right after it
+    while caption and not title and body and body[0] and GAP not in body[0] and len(body) > 1 \
+            and (not body[1] or GAP in body[1]) and not caption.endswith((".", ":")):
+        caption = f"{caption}\n{body.pop(0)}"
     while body and not body[-1]:
         body.pop()
     rows: list[str] = []
@@ -465,8 +472,8 @@ def _table_units(lines: list[str], page: int, section: str, carried: Unit | None
         width = len(carried.header)
         if [c for r in cells[:n] for c in r] == [c for r in _head_cells(carried.table_head) for c in r]:
             rows, cells = rows[n:], cells[n:]  # the header printed again
-        elif any(len(r) != width for r in cells):
-            carried = None  # not the same columns: a table of its own
+        elif any(len(r) > width for r in cells) or not any(len(r) == width for r in cells):
+            carried = None  # not the same columns: a table of its own (a row with an empty cell has fewer)
         if carried is not None:
             head, labels, n = carried.table_head, list(carried.header), 0
     if n and len(rows) <= n:

@@ -228,3 +228,110 @@ def _multiply(m: list[float], n: list[float]) -> list[float]:
 
 def _apply(m: list[float], x: float, y: float) -> tuple[float, float]:
     return x * m[0] + y * m[2] + m[4], x * m[1] + y * m[3] + m[5]
+
+
+# ---- ruled tables ----
+
+# A rule is a painted rectangle of no thickness at least RULE_MIN long (points): FDA labels draw each
+# cell's four edges so. Thin bars and stroked lines are left to the gap reader: in the WHO guidelines
+# they shade rows and underline headings as often as they rule cells.
+RULE = 0.0
+RULE_MIN = 4.0
+# Rules this close (points) are one line of the grid.
+RULE_TOL = 1.5
+
+Cell = tuple[float, float, float, float, tuple[int, int, int, int]]  # x0, y0, x1, y1, (col0, col1, row0, row1)
+
+
+def ruled_cells(page) -> list[Cell]:
+    """The cells of the tables a page draws with rules (FDA labels draw each cell's four edges), merged
+    cells included: the grid's smallest boxes joined across every side no rule covers, kept where the
+    joined box is a rectangle with rules on all four sides. Columns and rows count from the left and the top.
+
+    Example: a page drawing a 2 x 2 grid of rules around '1 | 2' over '3 | 4' -> four cells
+    """
+    stream = content_stream(page)
+    if stream is None:
+        return []
+    across, down = _rules(stream.operations)
+    if len(across) < 3 or len(down) < 3:
+        return []
+    xs = _clustered([x for x, _, _ in down])
+    ys = sorted(_clustered([y for y, _, _ in across]), reverse=True)  # top first
+    parent = {(i, j): (i, j) for i in range(len(xs) - 1) for j in range(len(ys) - 1)}
+
+    def root(a: tuple[int, int]) -> tuple[int, int]:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for i, j in list(parent):
+        if i + 2 < len(xs) and not _ruled(down, xs[i + 1], ys[j + 1], ys[j]):
+            parent[root((i, j))] = root((i + 1, j))
+        if j + 2 < len(ys) and not _ruled(across, ys[j + 1], xs[i], xs[i + 1]):
+            parent[root((i, j))] = root((i, j + 1))
+    groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for a in parent:
+        groups.setdefault(root(a), []).append(a)
+    out = []
+    for g in groups.values():
+        i0, i1 = min(a[0] for a in g), max(a[0] for a in g) + 1
+        j0, j1 = min(a[1] for a in g), max(a[1] for a in g) + 1
+        if len(g) != (i1 - i0) * (j1 - j0):
+            continue
+        x0, x1, top, bottom = xs[i0], xs[i1], ys[j0], ys[j1]
+        if _ruled(across, top, x0, x1) and _ruled(across, bottom, x0, x1) and _ruled(down, x0, bottom, top) \
+                and _ruled(down, x1, bottom, top):
+            out.append((x0, bottom, x1, top, (i0, i1, j0, j1)))
+    return out
+
+
+def _rules(ops) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+    """The painted rules of a page in page space: horizontal ones as (y, x0, x1), vertical ones as (x, y0, y1)."""
+    ctm, stack, pending, painted = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [], [], []
+    for operands, op in ops:
+        if op == b"q":
+            stack.append(ctm)
+        elif op == b"Q":
+            ctm = stack.pop() if stack else ctm
+        elif op == b"cm" and len(operands) == 6:
+            ctm = _multiply([float(v) for v in operands], ctm)
+        elif op == b"re" and len(operands) == 4:
+            x, y, w, h = (float(v) for v in operands)
+            pending.append((*_apply(ctm, x, y), *_apply(ctm, x + w, y + h)))
+        elif op in (b"f", b"F", b"f*", b"S", b"s", b"B", b"B*", b"b", b"b*"):
+            painted += pending
+            pending = []
+        elif op == b"n":
+            pending = []  # a clipping path: nothing is painted
+    across, down = [], []
+    for ax, ay, bx, by in painted:
+        x0, x1, y0, y1 = min(ax, bx), max(ax, bx), min(ay, by), max(ay, by)
+        if y1 - y0 <= RULE and x1 - x0 >= RULE_MIN:
+            across.append(((y0 + y1) / 2, x0, x1))
+        elif x1 - x0 <= RULE and y1 - y0 >= RULE_MIN:
+            down.append(((x0 + x1) / 2, y0, y1))
+    return across, down
+
+
+def _clustered(values: list[float]) -> list[float]:
+    """Values within RULE_TOL of the one before merged into their mean, ascending."""
+    groups: list[list[float]] = []
+    for v in sorted(values):
+        if groups and v - groups[-1][-1] <= RULE_TOL:
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    return [sum(g) / len(g) for g in groups]
+
+
+def _ruled(rules: list[tuple[float, float, float]], at: float, lo: float, hi: float) -> bool:
+    """Whether rules at `at` cover the stretch lo..hi (gaps of RULE_TOL allowed)."""
+    spans = sorted((a, b) for c, a, b in rules if abs(c - at) <= RULE_TOL and b > lo + RULE_TOL and a < hi - RULE_TOL)
+    reach = lo
+    for a, b in spans:
+        if a > reach + RULE_TOL:
+            return False
+        reach = max(reach, b)
+    return reach >= hi - RULE_TOL

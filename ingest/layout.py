@@ -37,7 +37,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from ingest.drawing import CELL_GAP, Run, runs_and_boxes
+from ingest.drawing import CELL_GAP, Run, ruled_cells, runs_and_boxes
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def read_page(page, plain: str, cells: bool = False) -> tuple[str, tuple[str, ..
         moved == "box" and intact(plain, text) >= INTACT) else plain
     from ingest import tables  # it builds on this module's lines
 
-    return tables.mark_cells(chosen, tables.page_grids(runs)), warnings
+    return tables.mark_cells(chosen, tables.page_grids(runs), tables.ruled_grids(runs, ruled_cells(page))), warnings
 
 
 _BARE_BULLET = re.compile(r"^\s*[•●▪◦o−–-]\s*$", re.M)

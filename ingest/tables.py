@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.drawing import Run
+from ingest.drawing import Cell, Run
 from ingest.layout import Block, Line, _gutter, _join_runs, _lines, _split
 from ingest.sections import GAP
 from rag.text import LABEL, paired_row, squash
@@ -40,6 +40,9 @@ _UNIT = re.compile(r"^\(.*\)$")
 _PAGE_NUMBER = re.compile(r"^\d{1,3}$")
 _ROMAN = re.compile(r"^[ivxlc]{1,6}$")
 
+
+# A table drawn with rules is read by its cells (ruled_grids) when it has at least this many columns.
+RULED_COLUMNS = 3
 
 Grid = tuple[list[list[str]], list[str]]  # rows of cells to write, and the pieces the page prints
 Piece = tuple[float, float, str]  # a cell's x0, x1 and text
@@ -174,7 +177,7 @@ def header_start(above: list[list[str]], opens_with_header: bool = False) -> int
     return start
 
 
-def mark_cells(text: str, found: list[Grid]) -> str:
+def mark_cells(text: str, found: list[Grid], ruled: list[Grid] | None = None) -> str:
     """A page's text with each grid's lines replaced by its rows written cell by cell (' | ').
 
     The lines replaced are consecutive (blank lines among them dropped) and together print exactly the
@@ -183,24 +186,34 @@ def mark_cells(text: str, found: list[Grid]) -> str:
     layout mode on a captioned table's page) are kept.
     Example: ('Dose\\nWeight\\n5 20\\n8 30', [([['Weight', 'Dose'], ['5', '20'], ['8', '30']],
               ['Weight', 'Dose', '5', '20', '8', '30'])]) -> 'Weight | Dose\\n5 | 20\\n8 | 30'
+    `ruled`: the grids of tables drawn with rules (ruled_grids), written first, over lines already cut too
+    (their rules say which lines make a cell).
     """
     lines = text.split("\n")
-    for rows, pieces in found:
-        span = _window(lines, pieces)
-        if span is not None:
-            lines[span[0]:span[1]] = [GAP.join(c) for c in rows]
+    for grids, recut in ((ruled or [], True), (found, False)):
+        for rows, pieces in grids:
+            span = _window(lines, pieces, recut)
+            if span is not None:
+                # a ruled table's rows apart by blank lines, as layout text parts rows (each row is one)
+                written = [GAP.join(c) for c in rows]
+                lines[span[0]:span[1]] = "\n\n".join(written).split("\n") if recut else written
     return "\n".join(lines)
 
 
-def _window(lines: list[str], pieces: list[str]) -> tuple[int, int] | None:
-    """The lines [i, j) that print exactly the grid's pieces, each line whole pieces, or None."""
+def _window(lines: list[str], pieces: list[str], recut: bool = False) -> tuple[int, int] | None:
+    """The lines [i, j) that print exactly the grid's pieces, each line whole pieces, or None.
+    `recut`: a line already cut into cells (' | ') may be read again."""
     cells = [squash(c) for c in pieces if squash(c)]
+
+    def line_at(k: int) -> str:
+        return squash(lines[k].replace(GAP, " ")) if recut else squash(lines[k])
+
     for i, first in enumerate(lines):
         left = list(cells)
-        if not first.strip() or not _take(squash(first), left):
+        if not first.strip() or not _take(line_at(i), left):
             continue
         j = i + 1
-        while left and j < len(lines) and (not lines[j].strip() or _take(squash(lines[j]), left)):
+        while left and j < len(lines) and (not lines[j].strip() or _take(line_at(j), left)):
             j += 1
         if not left:
             return i, j
@@ -277,3 +290,73 @@ def pair(labels: list[str], cells: list[str]) -> str:
     if len(cells) != len(labels) or len(cells) < 2:
         return GAP.join(cells)
     return paired_row(labels, cells)
+
+
+def ruled_grids(runs: list[Run], cells: list[Cell]) -> list[Grid]:
+    """The grids of the tables a page draws with rules (ingest.drawing.ruled_cells), each cell's text its
+    runs read line by line; a cell spanning rows is given in each row it spans. A table whose text runs
+    across a rule, or that has fewer than two rows or columns, is left to page_grids.
+    """
+    out = []
+    for table in _tables(cells):
+        texts: dict[int, list[Run]] = {k: [] for k in range(len(table))}
+        x0, y0 = min(c[0] for c in table), min(c[1] for c in table)
+        x1, y1 = max(c[2] for c in table), max(c[3] for c in table)
+        crossing = False
+        for r in runs:
+            if not (x0 - 1 <= r.x0 and r.x1 <= x1 + 1 and y0 - 1 <= r.y <= y1 + 1):
+                continue
+            home = [k for k, c in enumerate(table) if c[0] - 1 <= r.x0 and r.x1 <= c[2] + 1 and c[1] - 1 <= r.y <= c[3]]
+            if not home:
+                crossing = True  # text across a rule: not this reader's grid
+                break
+            texts[home[0]].append(r)
+        rows_at = sorted({j for c in table for j in range(c[4][2], c[4][3])})
+        cols = sorted({c[4][0] for c in table})
+        lines = {k: _cell_lines(rs) for k, rs in texts.items()}
+        # only where cells wrap over lines (page_grids reads one-line cells by their gaps) and the table
+        # has columns enough to be one (two columns are a glossary's or a formulary's records)
+        if crossing or len(rows_at) < 2 or len(cols) < RULED_COLUMNS or not any(len(x) > 1 for x in lines.values()):
+            continue
+        rows = []
+        for j in rows_at:
+            row = sorted((c[4][0], " ".join(_join_runs(ln) for ln in lines[k]))
+                         for k, c in enumerate(table) if c[4][2] <= j < c[4][3])
+            if any(t for _, t in row):
+                rows.append([t for _, t in row if t])  # an empty cell is not written: the row is the page's words
+        pieces = [" ".join(r.text.split()) for rs in texts.values() for r in rs if r.text.strip()]
+        out.append((rows, pieces))
+    return out
+
+
+def _tables(cells: list[Cell]) -> list[list[Cell]]:
+    """Cells grouped into tables: cells that share a side are one table."""
+    parent = list(range(len(cells)))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, (_, _, _, _, (i0, i1, j0, j1)) in enumerate(cells):
+        for b, (_, _, _, _, (k0, k1, m0, m1)) in enumerate(cells[:a]):
+            beside = (i1 == k0 or k1 == i0) and j0 < m1 and m0 < j1
+            above = (j1 == m0 or m1 == j0) and i0 < k1 and k0 < i1
+            if beside or above:
+                parent[root(a)] = root(b)
+    groups: dict[int, list[Cell]] = {}
+    for a, c in enumerate(cells):
+        groups.setdefault(root(a), []).append(c)
+    return list(groups.values())
+
+
+def _cell_lines(runs: list[Run]) -> list[list[Run]]:
+    """A cell's runs in lines, top to bottom, each left to right (a raised footnote mark on its word's line)."""
+    lines: list[list[Run]] = []
+    for r in sorted(runs, key=lambda r: -r.y):
+        if lines and abs(lines[-1][0].y - r.y) <= 0.5 * r.h:
+            lines[-1].append(r)
+        else:
+            lines.append([r])
+    return [sorted(ln, key=lambda r: r.x0) for ln in lines]

@@ -163,3 +163,74 @@ def test_a_continued_tables_row_is_verified_by_its_cells_under_the_stored_header
     assert row_on_page(quote, overleaf, ["Body weight (kg)", "Dose (mg)"])
     assert not row_on_page(quote, overleaf, ["Age (years)", "Dose (mg)"])  # labels of another table
     assert not row_on_page(quote, "25 to < 36 | 60 + 480", ["Body weight (kg)", "Dose (mg)"])  # other cells
+
+
+def _ruled_table(tmp_path: Path, thickness: float = 0.0, columns: int = 3) -> Path:
+    """A table drawn as FDA labels draw it: each cell's four edges a rectangle of no thickness, two of its
+    cells wrapping over two lines."""
+    xs, ys = [72, 200, 330, 460][:columns + 1], [700, 670, 610]
+    edges = []
+    for top, bottom in zip(ys, ys[1:], strict=False):
+        for left, right in zip(xs, xs[1:], strict=False):
+            width, height = right - left, top - bottom
+            edges += [f"{left} {bottom} {width} {thickness} re", f"{left} {top} {width} {thickness} re",
+                      f"{left} {bottom} {thickness} {height} re", f"{right} {bottom} {thickness} {height} re"]
+    texts = [(75, 685, "Infection"), (203, 685, "Adult dose"), (333, 685, "Child dose"),
+             (75, 650, "Lower respiratory"), (75, 638, "tract"), (203, 650, "875 mg every"), (203, 638, "12 hours"),
+             (333, 650, "45 mg/kg/day"), (333, 638, "every 12 hours")]
+    texts = [t for t in texts if t[0] < xs[-1]]
+    shows = " ".join(f"BT /F1 10 Tf {x} {y} Td ({s}) Tj ET" for x, y, s in texts)
+    return _raw_pdf(tmp_path / "ruled.pdf", (" ".join(edges) + " f " + shows).encode())
+
+
+def test_a_table_drawn_with_rules_is_read_by_its_cells(tmp_path: Path) -> None:
+    """Cells that wrap over lines come out whole, each row one line: the gap reader would read 'tract' and
+    '12 hours' as rows of their own."""
+    from pypdf import PdfReader
+
+    from ingest import drawing, layout
+
+    page = PdfReader(_ruled_table(tmp_path)).pages[0]
+    runs, _ = drawing.runs_and_boxes(page)
+    cells = drawing.ruled_cells(page)
+    assert len(cells) == 6
+    (rows, pieces), = tables.ruled_grids(runs, cells)
+    assert rows == [["Infection", "Adult dose", "Child dose"],
+                    ["Lower respiratory tract", "875 mg every 12 hours", "45 mg/kg/day every 12 hours"]]
+    text, _ = layout.read_page(page, page.extract_text())
+    assert "Lower respiratory tract | 875 mg every 12 hours | 45 mg/kg/day every 12 hours" in text.split("\n")
+    # thin bars (shading, underlines) rule no cells; a table of two columns is left to the gap reader
+    assert drawing.ruled_cells(PdfReader(_ruled_table(tmp_path, thickness=1.0)).pages[0]) == []
+    two = PdfReader(_ruled_table(tmp_path, columns=2)).pages[0]
+    assert tables.ruled_grids(drawing.runs_and_boxes(two)[0], drawing.ruled_cells(two)) == []
+
+
+def test_a_merged_cell_is_one_cell_given_in_each_row_it_spans(tmp_path: Path) -> None:
+    from ingest.drawing import Run
+
+    # a 3 x 3 grid whose first column's two lower boxes are one cell (no rule between them)
+    cells = [(0, 60, 100, 90, (0, 1, 0, 1)), (100, 60, 200, 90, (1, 2, 0, 1)), (200, 60, 300, 90, (2, 3, 0, 1)),
+             (0, 0, 100, 60, (0, 1, 1, 3)), (100, 30, 200, 60, (1, 2, 1, 2)), (200, 30, 300, 60, (2, 3, 1, 2)),
+             (100, 0, 200, 30, (1, 2, 2, 3)), (200, 0, 300, 30, (2, 3, 2, 3))]
+    runs = [Run(5, 60, 75, 8, "Site"), Run(105, 160, 75, 8, "Severity"), Run(205, 260, 75, 8, "Dose"),
+            Run(5, 60, 40, 8, "Ear"), Run(105, 160, 45, 8, "Mild"), Run(205, 260, 45, 8, "500 mg"),
+            Run(105, 160, 15, 8, "Severe"), Run(205, 260, 15, 8, "875 mg"), Run(205, 260, 5, 8, "twice")]
+    (rows, _), = tables.ruled_grids(runs, cells)
+    assert rows == [["Site", "Severity", "Dose"], ["Ear", "Mild", "500 mg"], ["Ear", "Severe", "875 mg twice"]]
+    # text run across a rule: not read as this grid
+    assert tables.ruled_grids([*runs, Run(90, 140, 45, 8, "across")], cells) == []
+
+
+def test_a_wrapped_caption_goes_on_and_a_row_with_an_empty_cell_keeps_the_carried_header() -> None:
+    """Table 1's caption wraps onto a second line; overleaf, the row a page break cut has an empty cell."""
+    from ingest.chunk import page_units
+    from rag.types import Page
+
+    first = ("Table 1. Dosing Recommendations for Adult and Pediatric Patients > 3\nMonths of Age\n\n"
+             "Infection | Severity | Adult Dose | Child Dose\n\nEar | Mild | 500 mg every 12 hours | 25 mg/kg/day")
+    overleaf = "Ear | 250 mg every 8 hours | 20 mg/kg/day\n\nLung | Severe | 875 mg every 12 hours | 45 mg/kg/day"
+    units = [u for u in page_units([Page(1, "1", first), Page(2, "2", overleaf)]) if u.kind == "table"]
+    assert units[0].caption.endswith("Months of Age")
+    assert all(u.header == ("Infection", "Severity", "Adult Dose", "Child Dose") for u in units)
+    assert units[-1].text.startswith("Infection: Lung · Severity: Severe")
+    assert units[-2].text == "Ear | 250 mg every 8 hours | 20 mg/kg/day"  # fewer cells: as printed
