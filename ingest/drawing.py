@@ -172,6 +172,14 @@ def _has_text_forms(page, ops) -> bool:
 
 def _rectangles(ops, page_width: float, page_height: float) -> list[tuple[float, float, float, float]]:
     """Painted rectangles (x0, y0, x1, y1) in page space that may be boxes, frames of thin bars merged."""
+    rects = _painted(ops)
+    big = [r for r in rects if r[2] - r[0] >= 40 and r[3] - r[1] >= 10
+           and (r[2] - r[0]) * (r[3] - r[1]) <= BOX_MAX_AREA * page_width * page_height]
+    return [r for r in big + _frames(rects) if not _grid_cell(r, big) and r[2] - r[0] >= BOX_WIDTH * page_width]
+
+
+def _painted(ops) -> list[tuple[float, float, float, float]]:
+    """Every painted rectangle (x0, y0, x1, y1) of a page in page space; clipping paths left out."""
     ctm, stack, pending, rects = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [], [], []
     for operands, op in ops:
         if op == b"q":
@@ -189,9 +197,7 @@ def _rectangles(ops, page_width: float, page_height: float) -> list[tuple[float,
             pending = []
         elif op == b"n":
             pending = []  # a clipping path: nothing is painted
-    big = [r for r in rects if r[2] - r[0] >= 40 and r[3] - r[1] >= 10
-           and (r[2] - r[0]) * (r[3] - r[1]) <= BOX_MAX_AREA * page_width * page_height]
-    return [r for r in big + _frames(rects) if not _grid_cell(r, big) and r[2] - r[0] >= BOX_WIDTH * page_width]
+    return rects
 
 
 def _grid_cell(r: tuple[float, float, float, float], rects: list[tuple[float, float, float, float]]) -> bool:
@@ -289,25 +295,8 @@ def ruled_cells(page) -> list[Cell]:
 
 def _rules(ops) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
     """The painted rules of a page in page space: horizontal ones as (y, x0, x1), vertical ones as (x, y0, y1)."""
-    ctm, stack, pending, painted = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [], [], []
-    for operands, op in ops:
-        if op == b"q":
-            stack.append(ctm)
-        elif op == b"Q":
-            ctm = stack.pop() if stack else ctm
-        elif op == b"cm" and len(operands) == 6:
-            ctm = _multiply([float(v) for v in operands], ctm)
-        elif op == b"re" and len(operands) == 4:
-            x, y, w, h = (float(v) for v in operands)
-            pending.append((*_apply(ctm, x, y), *_apply(ctm, x + w, y + h)))
-        elif op in (b"f", b"F", b"f*", b"S", b"s", b"B", b"B*", b"b", b"b*"):
-            painted += pending
-            pending = []
-        elif op == b"n":
-            pending = []  # a clipping path: nothing is painted
     across, down = [], []
-    for ax, ay, bx, by in painted:
-        x0, x1, y0, y1 = min(ax, bx), max(ax, bx), min(ay, by), max(ay, by)
+    for x0, y0, x1, y1 in _painted(ops):
         if y1 - y0 <= RULE and x1 - x0 >= RULE_MIN:
             across.append(((y0 + y1) / 2, x0, x1))
         elif x1 - x0 <= RULE and y1 - y0 >= RULE_MIN:
