@@ -8,6 +8,8 @@ mostly unruled (the malaria guideline's weight bands), and pypdf is the reader (
   by more than CELL_GAP font heights, ingest.layout), with few words a cell (prose columns side by side
   have many). Where the page's text prints such a line as plain words, its cells are parted with ' | '
   (the page text stays the page's words: the chunker and the citation checks read the same text).
+- A table drawn with rules of no thickness (FDA labels draw each cell's edges) whose cells wrap over lines
+  is read by its cells instead (ruled_grids): the gaps would part a wrapped cell's lines into rows.
 - Header rows: the first row, then rows that only continue it (units in parentheses and words in lower
   case, or fewer cells than the table's rows, with no number among them); a table whose first column
   names drugs in lower case has its first row taken for header (a known limit). Labels are merged
