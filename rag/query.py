@@ -188,7 +188,7 @@ def understand(question: str, library: Library) -> Query:
     """
     text = " ".join(question.split())
     terms = tuple(dict.fromkeys(stems(text)))
-    drugs = synonyms.drug_mentions(text)
+    drugs = [m for m in synonyms.drug_mentions(text) if not measured(text, m)]
     values = parse_values(text)
     forms = formulations(text)
     groups = _subject_groups(terms, stems(text), drugs, library)
@@ -200,6 +200,20 @@ def understand(question: str, library: Library) -> Query:
         patient=bool(PATIENT.search(text)), asks_amount=bool(AMOUNT.search(text)),
         asks_number=bool(AMOUNT.search(text) or NUMBER.search(text)), forms=forms,
         counts=next((kind for pattern, kind in COUNTS if pattern.search(text)), ""))
+
+
+def measured(text: str, m: synonyms.Mention) -> bool:
+    """Whether a substance the drug dictionary knows is named as what a test measures, not as a drug
+    taken: 'creatinine clearance', 'serum potassium', 'blood glucose levels'.
+
+    Example: ('dose for a creatinine clearance of 40', Mention('creatinine', ...)) -> True
+    """
+    return bool(_MEASURED_BEFORE.search(text[:m.start]) or _MEASURED_AFTER.match(text[m.end:]))
+
+
+# Words around a substance that make it a laboratory value ('serum potassium', 'creatinine clearance').
+_MEASURED_BEFORE = re.compile(r"\b(?:serum|plasma|blood|urine|urinary|fasting)\s+$", re.I)
+_MEASURED_AFTER = re.compile(r"^\s+(?:clearance|levels?|concentrations?|tests?|values?)\b", re.I)
 
 
 def formulations(text: str) -> frozenset[str]:

@@ -300,3 +300,15 @@ def test_the_kind_of_number_asked_for(question: str, kind: str) -> None:
 ])
 def test_take_asks_about_taking_only_when_nothing_else_is_asked(question: str, intents: set[str]) -> None:
     assert ask(question).intents == intents
+
+
+@pytest.mark.parametrize(("question", "names"), [
+    ("How should ciprofloxacin be adjusted for a creatinine clearance of 40 mL/min?", ("ciprofloxacin",)),
+    ("Monitor serum potassium with lisinopril?", ("lisinopril",)),
+    ("Can potassium supplements be taken with lisinopril?", ("potassium", "lisinopril")),
+])
+def test_a_substance_named_as_what_a_test_measures_is_no_drug_asked_about(question: str, names: tuple) -> None:
+    """'creatinine clearance' does not make creatinine a subject: a renal sentence of another drug's
+    label would be 'about' it."""
+    assert [n for n in ask(question).names if n in ("ciprofloxacin", "lisinopril", "potassium", "creatinine")] \
+        == list(names)
