@@ -315,7 +315,7 @@ def ruled_grids(runs: list[Run], cells: list[Cell]) -> list[Grid]:
             texts[home[0]].append(r)
         rows_at = sorted({j for c in table for j in range(c[4][2], c[4][3])})
         cols = sorted({c[4][0] for c in table})
-        lines = {k: _cell_lines(rs) for k, rs in texts.items()}
+        lines = {k: [ln.runs for ln in _lines(rs)] for k, rs in texts.items()}
         # only where cells wrap over lines (page_grids reads one-line cells by their gaps) and the table
         # has columns enough to be one (two columns are a glossary's or a formulary's records)
         if crossing or len(rows_at) < 2 or len(cols) < RULED_COLUMNS or not any(len(x) > 1 for x in lines.values()):
@@ -352,13 +352,3 @@ def _tables(cells: list[Cell]) -> list[list[Cell]]:
         groups.setdefault(root(a), []).append(c)
     return list(groups.values())
 
-
-def _cell_lines(runs: list[Run]) -> list[list[Run]]:
-    """A cell's runs in lines, top to bottom, each left to right (a raised footnote mark on its word's line)."""
-    lines: list[list[Run]] = []
-    for r in sorted(runs, key=lambda r: -r.y):
-        if lines and abs(lines[-1][0].y - r.y) <= 0.5 * r.h:
-            lines[-1].append(r)
-        else:
-            lines.append([r])
-    return [sorted(ln, key=lambda r: r.x0) for ln in lines]

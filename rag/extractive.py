@@ -304,18 +304,19 @@ def select(query: Query, scored: list[Candidate], idf: Idf, common: Callable[[st
     return [lead] + sorted(chosen[1:], key=lambda c: (c.hit.rank, c.position)), False
 
 
-# What a number counts, per kind a question asks for (rag.query.COUNTS).
-COUNTED = {"time": r"(?:seconds?|minutes?|hours?|hrs?|h|days?|weeks?|months?|years?)",
-           "tablet": r"(?:tablets?|caplets?|capsules?|pills?)"}
+# A number of what it counts, one word between allowed, per kind a question asks for (rag.query.COUNTS).
 _COUNT_NUMBER = r"(?:\d+(?:[.,]\d+)?|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|several))"
+COUNTED = {kind: re.compile(rf"{_COUNT_NUMBER}[\s-]*(?:[a-z]+\s+)?{unit}\b", re.I) for kind, unit in (
+    ("time", r"(?:seconds?|minutes?|hours?|hrs?|h|days?|weeks?|months?|years?)"),
+    ("tablet", r"(?:tablets?|caplets?|capsules?|pills?)"))}
 
 
 def counts(text: str, kind: str) -> bool:
-    """Whether a text states a number of `kind` (COUNTED), one word between allowed.
+    """Whether a text states a number of `kind` (COUNTED).
 
     Example: ('treat for 3 consecutive years', 'time') -> True; ('Tablet: 100 mg to 500 mg', 'tablet') -> False
     """
-    return re.search(rf"{_COUNT_NUMBER}[\s-]*(?:[a-z]+\s+)?{COUNTED[kind]}\b", text, re.I) is not None
+    return COUNTED[kind].search(text) is not None
 
 
 def _amounts(text: str) -> set[str]:

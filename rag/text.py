@@ -29,9 +29,19 @@ def split_sentences(text: str) -> list[str]:
 
     Example: 'Take 2.5 mg (e.g. at night). Then stop.' -> ['Take 2.5 mg (e.g. at night).', 'Then stop.']
     """
-    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])", text.strip())
+    return split_at(_SENTENCE_END, text.strip())
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
+
+
+def split_at(pattern: re.Pattern, text: str) -> list[str]:
+    """`text` cut where `pattern` matches, except after an abbreviation's full stop ('e.g. at night').
+
+    Example: (_SENTENCE_END, 'Take 5 mg (e.g. at night). Then stop.') -> ['Take 5 mg (e.g. at night).', 'Then stop.']
+    """
     out: list[str] = []
-    for p in parts:
+    for p in pattern.split(text):
         if out and ABBREV.search(out[-1]):
             out[-1] = f"{out[-1]} {p}"
         elif p:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.text import ABBREV, split_sentences
+from rag.text import split_at, split_sentences
 from rag.types import Chunk
 from rag.verify import cut_units, looks_like_instruction, table_parts
 
@@ -190,13 +190,7 @@ def _entries(sentence: str) -> list[str]:
 
     Example: 'in 5 mL ampoule. warfarin Tablet: 1 mg; 2 mg.' -> ['in 5 mL ampoule.', 'warfarin Tablet: 1 mg; 2 mg.']
     """
-    parts: list[str] = []
-    for p in _ENTRY.split(sentence):
-        if parts and ABBREV.search(parts[-1]):
-            parts[-1] = f"{parts[-1]} {p}"
-        elif p.strip():
-            parts.append(p.strip())
-    return parts
+    return split_at(_ENTRY, sentence.strip())
 
 
 def _after_references(text: str) -> list[str]:
